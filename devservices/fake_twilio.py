@@ -417,7 +417,9 @@ class FakeTwilio:
             fault.remaining -= 1
             if fault.remaining <= 0:
                 acct.malformed.popleft()
-            records.insert(len(records) // 2, _malformed(records[len(records) // 2], fault.field))
+            # Break a copy of a leaf (a broken parent would be ignored by any correct client anyway).
+            victim = next((r for r in records if r["category"] in LEAVES), records[0])
+            records.insert(len(records) // 2, _malformed(victim, fault.field))
 
         path = f"{API}/Accounts/{sid}/Usage/Records/Daily.json"
         filters = {k: v for k, v in (("Category", category), ("StartDate", start.isoformat()),

@@ -52,7 +52,10 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_port(self.port, timeout=timeout, process=self.process)
+        if self.port:  # a service with no port (a worker) is only checked to be alive
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+        elif self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start")
         return self
 
     def stop(self, *, timeout: float = 10.0) -> None:

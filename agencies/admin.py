@@ -1,0 +1,59 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from agencies.forms import AgencyCreateForm
+from agencies.models import Agency, Domain
+from agencies.selectors import agencies_all
+from agencies.services import agency_create
+from rebill.forms import add_service_errors
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+    readonly_fields = ["domain", "is_primary"]
+    can_delete = False
+
+
+@admin.register(Agency)
+class AgencyAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "plan", "billing_period", "created_at"]
+    list_filter = ["plan", "billing_period"]
+    search_fields = ["name", "slug", "domains__domain"]
+    readonly_fields = ["slug", "schema_name", "created_at"]
+    fields = ["name", "slug", "schema_name", "plan", "billing_period", "created_at"]
+    inlines = [DomainInline]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return agencies_all()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting an agency would drop its schema and every client's ledger: not a one-click action.
+        return False
+
+    def get_urls(self) -> list[Any]:
+        return [path("create/", self.admin_site.admin_view(self.create_view), name="agencies_agency_create")] + super().get_urls()
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return redirect("admin:agencies_agency_create")
+
+    def create_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = AgencyCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                agency = agency_create(**form.cleaned_data)
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(request, f"Agency {agency.name} created.")
+                return redirect("admin:agencies_agency_change", agency.pk)
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Create agency", "opts": self.model._meta}
+        return TemplateResponse(request, "admin/agencies/create_agency.html", context)

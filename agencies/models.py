@@ -1,0 +1,37 @@
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.utils import get_public_schema_name
+
+from agencies.plans import BillingPeriod, Plan
+
+
+class Agency(TenantMixin):
+    """One agency = one PostgreSQL schema. The public schema's row stands for the platform itself."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=40, unique=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.STARTER)
+    billing_period = models.CharField(max_length=10, choices=BillingPeriod.choices, default=BillingPeriod.MONTHLY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    auto_create_schema = True
+    auto_drop_schema = False
+
+    class Meta:
+        verbose_name_plural = "agencies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_platform(self) -> bool:
+        return self.schema_name == get_public_schema_name()
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["-is_primary", "domain"]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,105 @@
+"""Creating agencies (tenants) and the platform tenant."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_tenants.utils import get_public_schema_name, tenant_context
+
+from agencies.models import Agency, Domain
+from agencies.plans import BillingPeriod, Plan
+from people.models import User
+from people.services import user_create
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+RESERVED_SLUGS = frozenset({"www", "public", "admin", "api", "platform", "static", "mail", "app", "stripe"})
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+def domain_error(domain: str) -> str | None:
+    if not HOSTNAME_PATTERN.match(domain):
+        return f"{domain!r} is not a valid domain name (e.g. crm.example.com)."
+    if Domain.objects.filter(domain=domain).exists():
+        return f"The domain {domain} is already in use."
+    return None
+
+
+def _validate_new_agency(*, name: str, slug: str, plan: str, billing_period: str, custom_domain: str | None) -> None:
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "Enter the agency's name."
+    if not SLUG_PATTERN.match(slug):
+        errors["slug"] = "Use 3-40 lowercase letters, digits and hyphens, starting with a letter."
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = f"{slug!r} is reserved."
+    elif Agency.objects.filter(slug=slug).exists() or Agency.objects.filter(schema_name=slug_to_schema(slug)).exists():
+        errors["slug"] = f"The slug {slug!r} is already taken."
+    elif error := domain_error(agency_subdomain(slug)):
+        errors["slug"] = error
+    if plan not in Plan.values:
+        errors["plan"] = f"Unknown plan {plan!r}; choose one of: {', '.join(Plan.values)}."
+    if billing_period not in BillingPeriod.values:
+        errors["billing_period"] = f"Unknown billing period {billing_period!r}; choose monthly or annual."
+    if custom_domain and (error := domain_error(custom_domain)):
+        errors["custom_domain"] = error
+    if errors:
+        raise ValidationError(errors)
+
+
+def slug_to_schema(slug: str) -> str:
+    return slug.replace("-", "_")
+
+
+def agency_subdomain(slug: str) -> str:
+    return f"{slug}.{settings.REBILL_BASE_DOMAIN}"
+
+
+@transaction.atomic
+def agency_create(
+    *,
+    name: str,
+    slug: str,
+    plan: str,
+    admin_email: str,
+    admin_password: str | None,
+    admin_full_name: str = "",
+    billing_period: str = BillingPeriod.MONTHLY,
+    custom_domain: str | None = None,
+) -> Agency:
+    """Create the agency's schema, its domains and its first agency admin — all or nothing."""
+    slug = slug.strip().lower()
+    custom_domain = (custom_domain or "").strip().lower() or None
+    _validate_new_agency(
+        name=name, slug=slug, plan=plan, billing_period=billing_period, custom_domain=custom_domain
+    )
+    agency = Agency(
+        name=name.strip(), slug=slug, schema_name=slug_to_schema(slug), plan=plan, billing_period=billing_period
+    )
+    agency.save(verbosity=0)
+    Domain.objects.create(tenant=agency, domain=agency_subdomain(slug), is_primary=True)
+    if custom_domain:
+        Domain.objects.create(tenant=agency, domain=custom_domain, is_primary=False)
+    with tenant_context(agency):
+        try:
+            user_create(
+                email=admin_email,
+                full_name=admin_full_name,
+                password=admin_password,
+                role=User.Role.AGENCY_ADMIN,
+            )
+        except ValidationError as error:
+            raise ValidationError({"admin_email": error.messages}) from None
+    return agency
+
+
+@transaction.atomic
+def platform_tenant_ensure() -> Agency:
+    """The public schema's tenant row and the platform's domain (REBILL_BASE_DOMAIN)."""
+    platform, _ = Agency.objects.get_or_create(
+        schema_name=get_public_schema_name(), defaults={"name": "Rebill platform", "slug": "platform"}
+    )
+    Domain.objects.get_or_create(domain=settings.REBILL_BASE_DOMAIN, defaults={"tenant": platform, "is_primary": True})
+    return platform

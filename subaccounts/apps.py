@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SubaccountsConfig(AppConfig):
+    name = "subaccounts"
+    verbose_name = "Sub-accounts"

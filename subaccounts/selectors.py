@@ -1,0 +1,46 @@
+"""Reads about sub-accounts, already scoped to what the caller may see."""
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from people.models import User
+from subaccounts.models import Membership, SubAccount
+
+
+def subaccounts_for_agency_staff(*, user: User) -> QuerySet[SubAccount]:
+    if not user.is_agency_staff:
+        return SubAccount.objects.none()
+    return SubAccount.objects.annotate(
+        account_admin_count=Count("memberships", filter=Q(memberships__role=Membership.Role.ACCOUNT_ADMIN))
+    ).order_by("name", "pk")
+
+
+def subaccount_for_agency_staff(*, user: User, subaccount_id: int) -> SubAccount:
+    subaccount = subaccounts_for_agency_staff(user=user).filter(pk=subaccount_id).first()
+    if subaccount is None:
+        raise Http404("No such sub-account")
+    return subaccount
+
+
+def subaccounts_for_member(*, user: User) -> QuerySet[SubAccount]:
+    return SubAccount.objects.filter(memberships__user=user).order_by("name", "pk")
+
+
+def membership_for_member(*, user: User, subaccount_id: int) -> Membership:
+    """The caller's own membership of that sub-account, or 404: ids of other sub-accounts don't exist for them."""
+    membership = (
+        Membership.objects.select_related("subaccount").filter(user=user, subaccount_id=subaccount_id).first()
+    )
+    if membership is None:
+        raise Http404("No such sub-account")
+    return membership
+
+
+def subaccount_memberships(*, subaccount: SubAccount) -> QuerySet[Membership]:
+    return subaccount.memberships.select_related("user").order_by("role", "user__email")
+
+
+def subaccount_account_admins(*, subaccount: SubAccount) -> QuerySet[User]:
+    return User.objects.filter(
+        memberships__subaccount=subaccount, memberships__role=Membership.Role.ACCOUNT_ADMIN, is_active=True
+    ).order_by("email")

@@ -1,0 +1,72 @@
+"""Writes about sub-accounts and the people in them."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from people.models import User
+from people.services import user_create
+from subaccounts.models import Membership, SubAccount
+
+
+def _validate_name(name: str, *, exclude_id: int | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Enter the client's name."})
+    clash = SubAccount.objects.filter(name__iexact=name).exclude(pk=exclude_id)
+    if clash.exists():
+        raise ValidationError({"name": f"A sub-account named {name!r} already exists."})
+    return name
+
+
+@transaction.atomic
+def subaccount_create(*, name: str, contact_email: str = "", phone: str = "", by: User) -> SubAccount:
+    if not by.is_agency_admin:
+        raise PermissionError("Only agency admins create sub-accounts.")
+    return SubAccount.objects.create(
+        name=_validate_name(name), contact_email=contact_email.strip().lower(), phone=phone.strip()
+    )
+
+
+@transaction.atomic
+def subaccount_update(*, subaccount: SubAccount, name: str, contact_email: str, phone: str, by: User) -> SubAccount:
+    if not by.is_agency_admin:
+        raise PermissionError("Only agency admins edit sub-accounts.")
+    subaccount.name = _validate_name(name, exclude_id=subaccount.pk)
+    subaccount.contact_email = contact_email.strip().lower()
+    subaccount.phone = phone.strip()
+    subaccount.save(update_fields=["name", "contact_email", "phone"])
+    return subaccount
+
+
+@transaction.atomic
+def membership_add(
+    *, subaccount: SubAccount, email: str, full_name: str, role: str, password: str | None, by: User
+) -> tuple[Membership, bool]:
+    """Add a person to a sub-account; returns (membership, whether the user was created and needs an invitation).
+
+    An existing user of this agency (an agency admin, or a client of another sub-account) is linked, not
+    duplicated: being agency staff never makes anyone an account admin by itself, this does.
+    """
+    if not by.is_agency_admin:
+        raise PermissionError("Only agency admins manage sub-account people.")
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    existing = User.objects.filter(email=email.strip().lower()).first()
+    if existing is not None:
+        if Membership.objects.filter(subaccount=subaccount, user=existing).exists():
+            raise ValidationError({"email": f"{existing.email} is already in this sub-account."})
+        user, created = existing, False
+    else:
+        user = user_create(email=email, full_name=full_name, password=password or None, role=User.Role.CLIENT)
+        created = True
+    membership = Membership.objects.create(subaccount=subaccount, user=user, role=role)
+    return membership, created and not password
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: User) -> None:
+    if not by.is_agency_admin:
+        raise PermissionError("Only agency admins manage sub-account people.")
+    membership.delete()

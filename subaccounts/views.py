@@ -1,0 +1,131 @@
+"""Sub-account pages: the agency's list, create/edit and Manage Client; the client's own dashboard."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from people.models import User
+from people.services import invitation_send, invitation_token_make
+from rebill.access import agency_admin_required, agency_staff_required
+from rebill.forms import add_service_errors
+from subaccounts.forms import MembershipAddForm, SubAccountForm
+from subaccounts.selectors import (
+    membership_for_member,
+    subaccount_for_agency_staff,
+    subaccount_memberships,
+    subaccounts_for_agency_staff,
+)
+from subaccounts.services import membership_add, membership_remove, subaccount_create, subaccount_update
+
+
+@agency_staff_required
+def subaccount_list(request: HttpRequest) -> HttpResponse:
+    subaccounts = subaccounts_for_agency_staff(user=request.user)  # type: ignore[arg-type]
+    return render(request, "subaccounts/list.html", {"subaccounts": subaccounts})
+
+
+@agency_admin_required
+@require_http_methods(["GET", "POST"])
+def subaccount_new(request: HttpRequest) -> HttpResponse:
+    form = SubAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subaccount = subaccount_create(by=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Sub-account {subaccount.name} created.")
+            return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+    return render(request, "subaccounts/form.html", {"form": form, "subaccount": None})
+
+
+@agency_admin_required
+@require_http_methods(["GET", "POST"])
+def subaccount_edit(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    initial = {"name": subaccount.name, "contact_email": subaccount.contact_email, "phone": subaccount.phone}
+    form = SubAccountForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subaccount_update(subaccount=subaccount, by=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+    return render(request, "subaccounts/form.html", {"form": form, "subaccount": subaccount})
+
+
+@agency_admin_required
+def subaccount_manage(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    """Manage Client: the sub-account's people, and the sections later features plug in."""
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    return render(
+        request,
+        "subaccounts/manage.html",
+        {
+            "subaccount": subaccount,
+            "memberships": subaccount_memberships(subaccount=subaccount),
+            "member_form": MembershipAddForm(),
+        },
+    )
+
+
+@agency_admin_required
+@require_POST
+def member_add(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    form = MembershipAddForm(request.POST)
+    if form.is_valid():
+        try:
+            membership, needs_invitation = membership_add(
+                subaccount=subaccount, by=request.user, **form.cleaned_data  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            if needs_invitation:
+                accept_path = reverse("people:invitation", args=[invitation_token_make(user=membership.user)])
+                invitation_send(
+                    user=membership.user,
+                    accept_url=request.build_absolute_uri(accept_path),
+                    inviter=request.user,  # type: ignore[arg-type]
+                    place=subaccount.name,
+                )
+                messages.success(request, f"Invitation sent to {membership.user.email}.")
+            else:
+                messages.success(request, f"{membership.user.email} added as {membership.get_role_display()}.")
+            return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+    return render(
+        request,
+        "subaccounts/manage.html",
+        {"subaccount": subaccount, "memberships": subaccount_memberships(subaccount=subaccount), "member_form": form},
+        status=400,
+    )
+
+
+@agency_admin_required
+@require_POST
+def member_remove(request: HttpRequest, subaccount_id: int, membership_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    membership = subaccount_memberships(subaccount=subaccount).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member")
+    membership_remove(membership=membership, by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"{membership.user.email} removed.")
+    return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+
+
+@login_required
+def subaccount_dashboard(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    membership = membership_for_member(user=user, subaccount_id=subaccount_id)
+    return render(
+        request,
+        "subaccounts/dashboard.html",
+        {"subaccount": membership.subaccount, "membership": membership},
+    )

@@ -1,0 +1,164 @@
+"""Shared fixtures: two agencies with people and sub-accounts, committed once per test session.
+
+Tests that use `db` run inside a transaction that is rolled back, so they see this world and leave it
+as it was. Every data test looks at agency A *and* checks nothing of agency B leaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from agencies.models import Agency
+from agencies.plans import Plan
+from agencies.services import agency_create, platform_tenant_ensure
+from people.models import User
+from subaccounts.models import Membership, SubAccount
+from tests.factories import PASSWORD, MembershipFactory, SubAccountFactory, UserFactory
+
+
+@dataclass
+class AgencyWorld:
+    agency: Agency
+    domain: str
+    admin: User
+    agency_user: User
+    subaccounts: list[SubAccount] = field(default_factory=list)
+    account_admins: list[User] = field(default_factory=list)
+    account_users: list[User] = field(default_factory=list)
+
+
+def build_agency_world(*, slug: str, name: str, plan: Plan) -> AgencyWorld:
+    agency = agency_create(
+        name=name, slug=slug, plan=plan, admin_email=f"admin@{slug}.test", admin_password=PASSWORD
+    )
+    with tenant_context(agency):
+        world = AgencyWorld(
+            agency=agency,
+            domain=f"{slug}.localhost",
+            admin=User.objects.get(email=f"admin@{slug}.test"),
+            agency_user=UserFactory(email=f"staff@{slug}.test", role=User.Role.AGENCY_USER),
+        )
+        for index in (1, 2):
+            subaccount = SubAccountFactory(name=f"{name} client {index}")
+            world.subaccounts.append(subaccount)
+            world.account_admins.append(
+                MembershipFactory(
+                    subaccount=subaccount, role=Membership.Role.ACCOUNT_ADMIN,
+                    user__email=f"owner{index}@{slug}-client.test",
+                ).user
+            )
+            world.account_users.append(
+                MembershipFactory(
+                    subaccount=subaccount, role=Membership.Role.ACCOUNT_USER,
+                    user__email=f"team{index}@{slug}-client.test",
+                ).user
+            )
+    return world
+
+
+@dataclass
+class World:
+    a: AgencyWorld
+    b: AgencyWorld
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup, django_db_blocker) -> Iterator[World]:
+    with django_db_blocker.unblock():
+        platform_tenant_ensure()
+        built = World(
+            a=build_agency_world(slug="alpha", name="Alpha Agency", plan=Plan.PRO),
+            b=build_agency_world(slug="bravo", name="Bravo Agency", plan=Plan.FREELANCER),
+        )
+        connection.set_schema_to_public()
+    yield built
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(request) -> Iterator[None]:
+    # Lockout counters live in Redis; each test starts with none.
+    if "db" in request.fixturenames or "world" in request.fixturenames:
+        cache.clear()
+    yield
+
+
+def client_for(agency_world: AgencyWorld, user: User | None = None) -> Client:
+    """A browser-like client on the agency's domain, signed in as `user` when given."""
+    client = Client(HTTP_HOST=agency_world.domain)
+    if user is not None:
+        with tenant_context(agency_world.agency):
+            client.force_login(user)
+    return client
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the test database, for child processes (a Celery worker, a server)."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    host = db.get("HOST") or ""
+    socket_dir = (db.get("OPTIONS") or {}).get("host")
+    if socket_dir:
+        return f"postgres://{db['USER']}@/{db['NAME']}?host={socket_dir}"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{quote(db['USER'] or '')}@{host}{port}/{db['NAME']}"
+
+
+class CeleryWorker:
+    def __init__(self, process):
+        self.process = process
+
+    def wait_until(self, condition, timeout: float = 30.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}")
+            time.sleep(0.1)
+        raise AssertionError("condition not met within timeout")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(world, tmp_path_factory) -> Iterator[CeleryWorker]:
+    """A real Celery worker process on the test database and the real Redis."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rebill.celery import app
+
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "REBILL_ENV": "test"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "rebill", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not app.control.ping(timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("Celery worker did not start:\n" + log.read_text())
+        yield CeleryWorker(process)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)

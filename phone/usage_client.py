@@ -308,6 +308,17 @@ def fetch_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start
     """
     if not 1 <= page_size <= 1000:
         raise ValueError("page_size must be between 1 and 1000")
+    if start > end:
+        raise ValueError("start is after end")
+    # Validation above runs at call time; the requests below run as the caller iterates.
+    return _iter_daily_usage(account_sid=account_sid, auth_sid=auth_sid, auth_token=auth_token, start=start,
+                             end=end, base_url=base_url, page_size=page_size, timeout=timeout, retry=retry,
+                             include_subaccounts=include_subaccounts)
+
+
+def _iter_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start: date, end: date,
+                      base_url: str | None, page_size: int, timeout: float, retry: RetryPolicy | None,
+                      include_subaccounts: bool | None) -> Iterator[UsageRecord]:
     client = _client(auth_sid=auth_sid, auth_token=auth_token, account_sid=account_sid, base_url=base_url,
                      timeout=timeout, retry=retry)
     params: dict[str, object] = {"StartDate": start.isoformat(), "EndDate": end.isoformat(),

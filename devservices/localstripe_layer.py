@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources, server
 from localstripe.errors import UserError
-from localstripe.resources import Event, List, PaymentIntent, PaymentMethod, StripeObject, store
+from localstripe.resources import Event, List, PaymentIntent, PaymentMethod, SetupIntent, StripeObject, store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Json = dict[str, Any]
@@ -138,10 +138,11 @@ def _patch_resources() -> None:
 
     def pi_init(self: PaymentIntent, *, description: str | None = None, setup_future_usage: str | None = None,
                 statement_descriptor_suffix: str | None = None, payment_method_types: list[str] | None = None,
-                **kwargs: Any) -> None:
+                allowed_payment_method_types: list[str] | None = None, **kwargs: Any) -> None:
         if setup_future_usage not in (None, "", "on_session", "off_session"):
             raise UserError(400, f"Invalid setup_future_usage: {setup_future_usage}",
                             {"param": "setup_future_usage"})
+        payment_method_types = payment_method_types or allowed_payment_method_types
         original_pi_init(self, payment_method_types=payment_method_types, **kwargs)
         self.description = description
         self.setup_future_usage = setup_future_usage or None
@@ -149,6 +150,17 @@ def _patch_resources() -> None:
         self.payment_method_types = payment_method_types or ["card"]
 
     PaymentIntent.__init__ = pi_init  # type: ignore[method-assign]
+
+    # API versions of stripe 16 call the create parameter `allowed_payment_method_types`.
+    original_seti_init = SetupIntent.__init__
+
+    def seti_init(self: SetupIntent, *, allowed_payment_method_types: list[str] | None = None,
+                  **kwargs: Any) -> None:
+        if allowed_payment_method_types is not None:
+            kwargs.setdefault("payment_method_types", allowed_payment_method_types)
+        original_seti_init(self, **kwargs)
+
+    SetupIntent.__init__ = seti_init  # type: ignore[method-assign]
 
     # The launcher keeps everything in memory.
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
@@ -386,7 +398,10 @@ async def _customer_search(request: web.Request) -> web.Response:
         predicates, join = _parse_search(query)
     except ValueError as e:
         return _stripe_error(400, str(e), param="query")
-    limit = int(params.get("limit") or 10)
+    try:
+        limit = int(params.get("limit") or 10)
+    except ValueError:
+        return _stripe_error(400, "Invalid integer: limit.", param="limit")
     combine = all if join == "AND" else any
     account = _current_account.get()
     found = [c for key, c in store.items()
@@ -415,10 +430,16 @@ async def _retrieve_account(request: web.Request) -> web.Response:
 
 async def _register_account(request: web.Request) -> web.Response:
     form = await request.post()
-    account_id = str(form.get("id") or "acct_" + _random(16))
-    state.accounts[account_id] = {"name": form.get("name"), "email": form.get("email")}
+    account_id = _form_str(form, "id") or "acct_" + _random(16)
+    state.accounts[account_id] = {"name": _form_str(form, "name") or None,
+                                  "email": _form_str(form, "email") or None}
     state.revoked.discard(account_id)
     return _json(_account_object(account_id))
+
+
+def _form_str(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
@@ -427,23 +448,22 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
 
 async def _oauth_token(request: web.Request) -> web.Response:
     form = await request.post()
-    secret = form.get("client_secret")
-    if not _has_secret_key(request) and not (isinstance(secret, str) and secret.startswith("sk_")):
+    if not _has_secret_key(request) and not _form_str(form, "client_secret").startswith("sk_"):
         return _oauth_error(401, "invalid_client", "No authentication was provided. Send your secret API key "
                                                    "using the Authorization header, or as a client_secret "
                                                    "POST parameter.")
-    grant_type = form.get("grant_type")
+    grant_type = _form_str(form, "grant_type")
     if grant_type == "authorization_code":
-        code = form.get("code")
-        if not isinstance(code, str) or not code.startswith("ac_") or code in state.used_codes:
+        code = _form_str(form, "code")
+        if not code.startswith("ac_") or code in state.used_codes:
             return _oauth_error(400, "invalid_grant", f"Authorization code does not exist: {code}")
         state.used_codes.add(code)
         # The same code always names the same account, so tests and the demo can predict it.
         account_id = "acct_" + hashlib.sha256(code.encode()).hexdigest()[:16]
         state.accounts.setdefault(account_id, {"name": None, "email": None})
     elif grant_type == "refresh_token":
-        refresh = form.get("refresh_token")
-        if not isinstance(refresh, str) or refresh not in state.refresh_tokens:
+        refresh = _form_str(form, "refresh_token")
+        if refresh not in state.refresh_tokens:
             return _oauth_error(400, "invalid_grant", f"Invalid refresh token: {refresh}")
         account_id = state.refresh_tokens[refresh]
     else:
@@ -458,10 +478,10 @@ async def _oauth_token(request: web.Request) -> web.Response:
 
 async def _oauth_deauthorize(request: web.Request) -> web.Response:
     form = await request.post()
-    account_id = form.get("stripe_user_id")
-    if not form.get("client_id"):
+    account_id = _form_str(form, "stripe_user_id")
+    if not _form_str(form, "client_id"):
         return _oauth_error(400, "invalid_request", "No client_id provided.")
-    if not isinstance(account_id, str) or account_id not in state.accounts or account_id in state.revoked:
+    if account_id not in state.accounts or account_id in state.revoked:
         return _oauth_error(400, "invalid_client", f"This application is not connected to stripe account "
                                                    f"{account_id}, or that account does not exist.")
     state.revoked.add(account_id)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import stripe
@@ -24,23 +24,28 @@ ACCT_A = "acct_1AgencyAAAAAAAAA"
 ACCT_B = "acct_1AgencyBBBBBBBBB"
 
 
-def card(number: str = "4242424242424242") -> dict[str, Any]:
+def card(number: str = "4242424242424242") -> Any:
     return {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}
 
 
-def on(account: str | None, **options: Any) -> dict[str, Any]:
-    return {"stripe_account": account, **options} if account else dict(options)
+def on(account: str | None, idempotency_key: str | None = None) -> stripe.RequestOptions:
+    options = stripe.RequestOptions()
+    if account:
+        options["stripe_account"] = account
+    if idempotency_key:
+        options["idempotency_key"] = idempotency_key
+    return options
 
 
 def customer_with_card(client: stripe.StripeClient, account: str | None, number: str = "4242424242424242",
                        **customer: Any) -> tuple[stripe.Customer, stripe.PaymentMethod]:
-    cus = client.v1.customers.create(params=customer, options=on(account))
+    cus = client.v1.customers.create(params=cast(Any, customer), options=on(account))
     pm = client.v1.payment_methods.create(params={"type": "card", "card": card(number)}, options=on(account))
     client.v1.payment_methods.attach(pm.id, params={"customer": cus.id}, options=on(account))
     return cus, pm
 
 
-def charge_params(cus: stripe.Customer, pm: stripe.PaymentMethod, amount: int = 1500) -> dict[str, Any]:
+def charge_params(cus: stripe.Customer, pm: stripe.PaymentMethod, amount: int = 1500) -> Any:
     return {"amount": amount, "currency": "usd", "customer": cus.id, "payment_method": pm.id,
             "off_session": True, "confirm": True}
 
@@ -276,8 +281,8 @@ def test_parameters_our_product_sends_are_accepted(stripe_client: stripe.StripeC
         params={"name": "Acme", "email": "billing@acme.test", "metadata": {"subaccount": "7"}},
         options=on(ACCT_A))
     seti = stripe_client.v1.setup_intents.create(
-        params={"customer": cus.id, "usage": "off_session", "payment_method_types": ["card"],
-                "metadata": {"subaccount": "7"}}, options=on(ACCT_A))
+        params=cast(Any, {"customer": cus.id, "usage": "off_session", "payment_method_types": ["card"],
+                          "metadata": {"subaccount": "7"}}), options=on(ACCT_A))
     assert seti.usage == "off_session"
     pm = stripe_client.v1.payment_methods.create(params={"type": "card", "card": card()}, options=on(ACCT_A))
     stripe_client.v1.payment_methods.attach(pm.id, params={"customer": cus.id}, options=on(ACCT_A))
@@ -286,11 +291,17 @@ def test_parameters_our_product_sends_are_accepted(stripe_client: stripe.StripeC
         options=on(ACCT_A))
     assert updated.invoice_settings is not None and updated.invoice_settings.default_payment_method == pm.id
 
+    # stripe 16's typed params name it `allowed_payment_method_types`; the layer accepts both.
     pi = stripe_client.v1.payment_intents.create(
-        params={**charge_params(cus, pm), "description": "Phone usage, May", "metadata": {"charge": "42"},
-                "setup_future_usage": "off_session", "payment_method_types": ["card"],
-                "statement_descriptor_suffix": "REBILL"},
+        params=cast(Any, {**charge_params(cus, pm), "description": "Phone usage, May",
+                          "metadata": {"charge": "42"}, "setup_future_usage": "off_session",
+                          "payment_method_types": ["card"], "statement_descriptor_suffix": "REBILL"}),
         options=on(ACCT_A, idempotency_key="charge:client_7:42"))
+    assert pi.payment_method_types == ["card"]
+    allowed = stripe_client.v1.payment_intents.create(
+        params=cast(Any, {**charge_params(cus, pm), "allowed_payment_method_types": ["card"]}),
+        options=on(ACCT_A))
+    assert allowed.payment_method_types == ["card"]
     assert pi.status == "succeeded"
     assert (pi.description, pi.setup_future_usage, pi.statement_descriptor_suffix) == (
         "Phone usage, May", "off_session", "REBILL")
@@ -322,7 +333,7 @@ def test_customer_search_by_name_or_email_is_scoped_to_the_account(
 
     def search(query: str, account: str | None = ACCT_A) -> list[str]:
         result = stripe_client.v1.customers.search(params={"query": query}, options=on(account))
-        assert result.object == "search_result"
+        assert result.to_dict()["object"] == "search_result"
         assert result.has_more is False and result.next_page is None
         return sorted(c.id for c in result.data)
 
@@ -342,10 +353,10 @@ def test_customer_search_by_name_or_email_is_scoped_to_the_account(
 def test_connect_oauth_codes_work_once(stripe_client: stripe.StripeClient) -> None:
     token = stripe_client.oauth.token(params={"grant_type": "authorization_code", "code": "ac_agency_one"})
 
-    assert re.fullmatch(r"acct_\w{16}", token.stripe_user_id)
-    assert token.access_token.startswith("sk_test_")
-    assert token.stripe_publishable_key.startswith("pk_test_")
-    assert token.refresh_token.startswith("rt_")
+    assert token.stripe_user_id and re.fullmatch(r"acct_\w{16}", token.stripe_user_id)
+    assert token.access_token and token.access_token.startswith("sk_test_")
+    assert token.stripe_publishable_key and token.stripe_publishable_key.startswith("pk_test_")
+    assert token.refresh_token and token.refresh_token.startswith("rt_")
     assert (token.token_type, token.scope, token.livemode) == ("bearer", "read_write", False)
     account = stripe_client.v1.accounts.retrieve(token.stripe_user_id)
     assert (account.id, account.object, account.type, account.charges_enabled) == (
@@ -355,6 +366,9 @@ def test_connect_oauth_codes_work_once(stripe_client: stripe.StripeClient) -> No
         with pytest.raises(stripe.oauth_error.InvalidGrantError):
             stripe_client.oauth.token(params={"grant_type": "authorization_code", "code": code})
     other = stripe_client.oauth.token(params={"grant_type": "authorization_code", "code": "ac_agency_two"})
+    refreshed = stripe_client.oauth.token(params={"grant_type": "refresh_token",
+                                                  "refresh_token": token.refresh_token})
+    assert refreshed.stripe_user_id == token.stripe_user_id
     assert other.stripe_user_id != token.stripe_user_id
 
     deauthorized = stripe_client.oauth.deauthorize(

@@ -159,7 +159,7 @@ class _RetryingHttpClient(TwilioHttpClient):
             try:
                 response = super().request(method, url, params=params, data=data, headers=headers,
                                            auth=auth, timeout=timeout, allow_redirects=allow_redirects)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 retryable = safe or isinstance(exc, requests.ConnectTimeout)
                 if last or not retryable:
                     raise UsageFetchError(
@@ -325,18 +325,27 @@ def _iter_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start
                                  "PageSize": page_size}
     if include_subaccounts is not None:
         params["IncludeSubaccounts"] = "true" if include_subaccounts else "false"
-    response = client.api.v2010.page("GET", f"/Accounts/{account_sid}/Usage/Records/Daily.json",
-                                      params=params, headers={"Accept": "application/json"})
-    page = _page(client, response, account_sid)
-    while True:
-        for raw in page:
-            record = parse_usage_record(raw, account_sid)
-            if record is not None:
-                yield record
-        next_url = page.next_page_url
-        if not next_url:
-            return
-        page = _page(client, client.request("GET", next_url), account_sid)
+    try:
+        response = client.api.v2010.page("GET", f"/Accounts/{account_sid}/Usage/Records/Daily.json",
+                                          params=params, headers={"Accept": "application/json"})
+        page = _page(client, response, account_sid)
+        while True:
+            for raw in page:
+                record = parse_usage_record(raw, account_sid)
+                if record is not None:
+                    yield record
+            next_url = page.next_page_url
+            if not next_url:
+                return
+            page = _page(client, client.request("GET", next_url), account_sid)
+    finally:
+        _close(client)
+
+
+def _close(client: Client) -> None:
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
 
 
 # --- Accounts ------------------------------------------------------------------------------------
@@ -358,6 +367,8 @@ def check_credentials(*, account_sid: str, auth_sid: str, auth_token: str, base_
         return _account_info(client.api.v2010.accounts(account_sid).fetch())
     except TwilioRestException as exc:
         raise _from_rest_exception(exc, f"account {account_sid}") from None
+    finally:
+        _close(client)
 
 
 def set_account_status(*, account_sid: str, status: Literal["active", "suspended"], auth_sid: str,
@@ -372,6 +383,8 @@ def set_account_status(*, account_sid: str, status: Literal["active", "suspended
         return _account_info(client.api.v2010.accounts(account_sid).update(status=status))
     except TwilioRestException as exc:
         raise _from_rest_exception(exc, f"account {account_sid}") from None
+    finally:
+        _close(client)
 
 
 def create_subaccount(*, friendly_name: str, auth_sid: str, auth_token: str, base_url: str | None = None,
@@ -387,6 +400,8 @@ def create_subaccount(*, friendly_name: str, auth_sid: str, auth_token: str, bas
         created = client.api.v2010.accounts.create(friendly_name=friendly_name)
     except TwilioRestException as exc:
         raise _from_rest_exception(exc, f"new subaccount of {auth_sid}") from None
+    finally:
+        _close(client)
     return SubaccountCredentials(sid=created.sid, friendly_name=created.friendly_name or friendly_name,
                                  status=created.status,
                                  owner_account_sid=created.owner_account_sid or auth_sid,

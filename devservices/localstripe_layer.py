@@ -151,6 +151,18 @@ def _patch_resources() -> None:
 
     PaymentIntent.__init__ = pi_init  # type: ignore[method-assign]
 
+    # As on Stripe, a successful payment with setup_future_usage saves the card on the customer.
+    original_on_success = PaymentIntent._on_success
+
+    def on_success(self: PaymentIntent) -> None:
+        if self.setup_future_usage and self.customer and self.payment_method:
+            payment_method = PaymentMethod._api_retrieve(self.payment_method)
+            if isinstance(payment_method, PaymentMethod) and payment_method.customer is None:
+                payment_method.customer = self.customer
+        original_on_success(self)
+
+    PaymentIntent._on_success = on_success  # type: ignore[method-assign]
+
     # API versions of stripe 16 call the create parameter `allowed_payment_method_types`.
     original_seti_init = SetupIntent.__init__
 
@@ -208,6 +220,8 @@ async def rebill_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def _api_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "OPTIONS":  # CORS preflight from the Stripe.js mock
+        return await handler(request)
     header_account = request.headers.get("Stripe-Account") or None
     idempotency_key = request.headers.get("Idempotency-Key") or None
     state.requests.append({"method": request.method, "path": request.path,

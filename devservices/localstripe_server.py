@@ -31,11 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def serve(port: int) -> None:
+    import logging
+
     from aiohttp import web
     from localstripe import server
 
     from devservices import localstripe_layer
 
+    # Access lines and localstripe's webhook delivery results go to the log file of the dev stack.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     localstripe_layer.install(server.app)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None)
 

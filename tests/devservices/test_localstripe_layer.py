@@ -316,6 +316,12 @@ def test_parameters_our_product_sends_are_accepted(stripe_client: stripe.StripeC
         params={"customer": cus.id, "type": "card"}, options=on(ACCT_A)).data] == [pm.id]
     assert [p.id for p in stripe_client.v1.customers.payment_methods.list(
         cus.id, options=on(ACCT_A)).data] == [pm.id]
+    saving = stripe_client.v1.payment_methods.create(params={"type": "card", "card": card()}, options=on(ACCT_A))
+    stripe_client.v1.payment_intents.create(
+        params={"amount": 500, "currency": "usd", "customer": cus.id, "payment_method": saving.id,
+                "confirm": True, "setup_future_usage": "off_session"}, options=on(ACCT_A))
+    assert stripe_client.v1.payment_methods.retrieve(saving.id, options=on(ACCT_A)).customer == cus.id
+    stripe_client.v1.payment_methods.detach(saving.id, options=on(ACCT_A))
     detached = stripe_client.v1.payment_methods.detach(pm.id, options=on(ACCT_A))
     assert detached.customer is None
     assert stripe_client.v1.customers.payment_methods.list(cus.id, options=on(ACCT_A)).data == []

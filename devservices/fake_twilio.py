@@ -435,14 +435,14 @@ class FakeTwilio:
         sid_json = json.dumps(sid)[1:-1]
         records = [_record_text(sid_json, day, cat, rows[(day, cat)], as_of) for day, cat in chunk]
         if acct.malformed and records:
-            fault = acct.malformed[0]
-            fault.remaining -= 1
-            if fault.remaining <= 0:
+            broken = acct.malformed[0]
+            broken.remaining -= 1
+            if broken.remaining <= 0:
                 acct.malformed.popleft()
             # Break a copy of a leaf (a broken parent would be ignored by any correct client anyway).
             day, cat = next((k for k in chunk if k[1] in LEAVES), chunk[0])
             victim = _record_json(sid, day, cat, rows[(day, cat)], as_of)
-            records.insert(len(records) // 2, json.dumps(_malformed(victim, fault.field)))
+            records.insert(len(records) // 2, json.dumps(_malformed(victim, broken.field)))
 
         path = f"{API}/Accounts/{sid}/Usage/Records/Daily.json"
         filters = {k: v for k, v in (("Category", category), ("StartDate", start.isoformat()),
@@ -485,6 +485,7 @@ class FakeTwilio:
             form = await request.post()
             status = form.get("Status")
             if status is not None:
+                status = str(status)
                 if status not in ("active", "suspended", "closed"):
                     return twilio_error(400, 20001, f"Invalid Status: {status}")
                 if acct.status == "closed" and status != "closed":

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -217,9 +217,13 @@ def _error(status: int, code: int | None, message: str, what: str) -> TwilioClie
     return UsageFetchError(text, status=status, code=code)
 
 
-def _from_rest_exception(exc: TwilioRestException, what: str) -> TwilioClientError:
-    # exc.msg is "Unable to fetch record: <Twilio's message>"; it never holds credentials.
-    return _error(exc.status, exc.code, exc.msg, what)
+def _from_rest_exception(exc: TwilioException, what: str) -> TwilioClientError:
+    # Built from Twilio's status, code and message only; they never hold credentials.
+    if isinstance(exc, TwilioRestException):
+        return _error(exc.status, exc.code, exc.msg, what)
+    if isinstance(exc, TwilioServiceException):  # RFC 9457 error bodies
+        return _error(exc.status, exc.code, exc.title, what)
+    return UsageFetchError(f"{what}: {type(exc).__name__}")
 
 
 # --- Usage records -------------------------------------------------------------------------------
@@ -365,7 +369,7 @@ def check_credentials(*, account_sid: str, auth_sid: str, auth_token: str, base_
                      timeout=timeout, retry=retry)
     try:
         return _account_info(client.api.v2010.accounts(account_sid).fetch())
-    except TwilioRestException as exc:
+    except TwilioException as exc:
         raise _from_rest_exception(exc, f"account {account_sid}") from None
     finally:
         _close(client)
@@ -381,7 +385,7 @@ def set_account_status(*, account_sid: str, status: Literal["active", "suspended
                      timeout=timeout, retry=retry, idempotent_posts=True)
     try:
         return _account_info(client.api.v2010.accounts(account_sid).update(status=status))
-    except TwilioRestException as exc:
+    except TwilioException as exc:
         raise _from_rest_exception(exc, f"account {account_sid}") from None
     finally:
         _close(client)
@@ -398,7 +402,7 @@ def create_subaccount(*, friendly_name: str, auth_sid: str, auth_token: str, bas
                      timeout=timeout, retry=retry)
     try:
         created = client.api.v2010.accounts.create(friendly_name=friendly_name)
-    except TwilioRestException as exc:
+    except TwilioException as exc:
         raise _from_rest_exception(exc, f"new subaccount of {auth_sid}") from None
     finally:
         _close(client)

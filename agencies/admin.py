@@ -38,7 +38,8 @@ class AgencyAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self) -> list[Any]:
-        return [path("create/", self.admin_site.admin_view(self.create_view), name="agencies_agency_create")] + super().get_urls()
+        create = path("create/", self.admin_site.admin_view(self.create_view), name="agencies_agency_create")
+        return [create, *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return redirect("admin:agencies_agency_create")
@@ -55,5 +56,7 @@ class AgencyAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, f"Agency {agency.name} created.")
                 return redirect("admin:agencies_agency_change", agency.pk)
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Create agency", "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request), "form": form, "title": "Create agency", "opts": self.model._meta
+        }
         return TemplateResponse(request, "admin/agencies/create_agency.html", context)

@@ -64,7 +64,8 @@ def demo_seed(*, password: str) -> list[tuple[str, str, str]]:
                 subaccount = SubAccount.objects.filter(name=client_name).first() or subaccount_create(
                     name=client_name, contact_email=f"office@{_email_slug(client_name)}.test", by=admin
                 )
-                for role, local_part in ((Membership.Role.ACCOUNT_ADMIN, "owner"), (Membership.Role.ACCOUNT_USER, "team")):
+                people = ((Membership.Role.ACCOUNT_ADMIN, "owner"), (Membership.Role.ACCOUNT_USER, "team"))
+                for role, local_part in people:
                     email = f"{local_part}@{_email_slug(client_name)}.test"
                     if not Membership.objects.filter(subaccount=subaccount, user__email=email).exists():
                         membership_add(subaccount=subaccount, email=email, full_name=f"{client_name} {local_part}",

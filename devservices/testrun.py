@@ -30,7 +30,7 @@ def main() -> int:
         env = {**stack.child_env(), "REBILL_ENV": "test"}
         failures = 0
         failures += run([sys.executable, "-m", "ruff", "check", "."], env) != 0
-        failures += run([sys.executable, "-m", "mypy", "."], env) != 0
+        failures += run([sys.executable, "-m", "mypy"], env) != 0
         failures += run([sys.executable, "-m", "pytest", *sys.argv[1:]], env) != 0
         return 1 if failures else 0
     finally:

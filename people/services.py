@@ -10,11 +10,12 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest
 
 from people.lockout import login_failure_record, login_failures_clear, login_is_locked
 from people.models import User
+from rebill.tenancy import current_schema
 
 
 class LoginRefused(Exception):
@@ -72,7 +73,7 @@ _invitation_tokens = PasswordResetTokenGenerator()
 
 def _invitation_salt() -> str:
     # Bound to the agency's schema: a link made on one agency's domain means nothing on another's.
-    return f"people.invitation:{connection.schema_name}"
+    return f"people.invitation:{current_schema()}"
 
 
 def invitation_token_make(*, user: User) -> str:
@@ -83,7 +84,7 @@ def invitation_token_make(*, user: User) -> str:
 def invitation_user(*, token: str) -> User:
     try:
         payload = signing.loads(
-            token, salt=_invitation_salt(), max_age=settings.INVITATION_MAX_AGE.total_seconds()
+            token, salt=_invitation_salt(), max_age=settings.INVITATION_MAX_AGE
         )
     except signing.SignatureExpired:
         raise ValidationError("This invitation has expired. Ask your agency to send a new one.") from None

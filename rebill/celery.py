@@ -2,8 +2,6 @@
 
 import os
 
-from django.db import connection
-from django_tenants.utils import get_public_schema_name
 from tenant_schemas_celery.app import CeleryApp
 from tenant_schemas_celery.task import TenantTask
 
@@ -28,6 +26,8 @@ class AgencyTask(TenantTask):
     abstract = True
 
     def __call__(self, *args, **kwargs):
-        if connection.schema_name == get_public_schema_name():
+        from rebill.tenancy import in_public_schema  # needs Django set up, which this module must not
+
+        if in_public_schema():
             raise MissingTenantSchema(f"{self.name} must run in an agency schema, not public")
         return super().__call__(*args, **kwargs)

@@ -10,7 +10,7 @@ from people.services import user_create
 from subaccounts.models import Membership, SubAccount
 
 
-def _validate_name(name: str, *, exclude_id: int | None = None) -> str:
+def _validate_name(name: str, *, exclude_id: int = 0) -> str:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Enter the client's name."})

@@ -70,7 +70,26 @@ class World:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None]:
+    """Always the test database, even in a run with no `django_db`-marked test (e.g. browser tests only)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:  # the live server's and worker's connections would block the drop
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        teardown_databases(databases, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def world(django_db_setup, django_db_blocker) -> Iterator[World]:
+    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to build test data outside a test database"
     with django_db_blocker.unblock():
         platform_tenant_ensure()
         built = World(

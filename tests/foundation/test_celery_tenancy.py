@@ -58,7 +58,9 @@ def test_real_worker_fans_out_to_every_agency(world, celery_worker, django_db_bl
         sent = fan_out_to_agencies.delay("people.tasks.purge_expired_sessions").get(timeout=30)
         # then each agency's own task purged its own schema
         assert sent >= 2
-        celery_worker.wait_until(lambda: not _exists(world.a.agency, expired_a) and not _exists(world.b.agency, expired_b))
+        celery_worker.wait_until(
+            lambda: not _exists(world.a.agency, expired_a) and not _exists(world.b.agency, expired_b)
+        )
         assert _exists(world.a.agency, live_a)
         # and a tenant task sent from public fails on the worker instead of running there
         failed = purge_expired_sessions.delay()

@@ -3,8 +3,8 @@ from decimal import Decimal
 import pytest
 
 from agencies.plans import (
-    Plan,
     PhoneProvider,
+    Plan,
     effective_multiplier,
     multiplier_error,
     multiplier_is_editable,

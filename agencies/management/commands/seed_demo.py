@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host = options["host"]
-        self.stdout.write("Demo logins (password: %s):" % options["password"])
+        self.stdout.write(f"Demo logins (password: {options['password']}):")
         for where, email, role in demo_seed(password=options["password"]):
             url = f"http://{where.replace('<host>', host)}/" if "<host>" in where else f"http://{host}/admin/"
             self.stdout.write(f"  {url:<34} {email:<28} {role}")

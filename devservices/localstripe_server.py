@@ -30,7 +30,7 @@ from devservices.processes import ServiceProcess, free_port, python_module
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(port: int) -> None:
+def serve(port: int, host: str = "127.0.0.1") -> None:
     import logging
 
     from aiohttp import web
@@ -41,7 +41,7 @@ def serve(port: int) -> None:
     # Access lines and localstripe's webhook delivery results go to the log file of the dev stack.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     localstripe_layer.install(server.app)
-    web.run_app(server.app, host="127.0.0.1", port=port, print=None)
+    web.run_app(server.app, host=host, port=port, print=None)
 
 
 def start_localstripe(port: int | None = None, log_path: str | None = None, *,
@@ -101,7 +101,9 @@ def reset(base_url: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8420)
-    serve(parser.parse_args(argv).port)
+    parser.add_argument("--host", default="127.0.0.1", help="only a container's dev profile binds wider")
+    args = parser.parse_args(argv)
+    serve(args.port, args.host)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Settings, all from the environment (see README). Only development has defaults for secrets."""
 
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -97,6 +99,12 @@ DATABASES = {
 # Bounded connection lifetime: a connection that has touched many agency schemas grows large.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Test runs may overlap on one machine (CI, developers, helpers): each gets its own test database,
+# cache key prefix and Celery queue.
+TESTING = "pytest" in Path(sys.argv[0]).parts or Path(sys.argv[0]).name in {"pytest", "py.test"}
+TEST_RUN_ID = f"test{os.getpid()}"
+if TESTING:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_rebill_{os.getpid()}"}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -106,7 +114,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_FUNCTION": "django_tenants.cache.make_key",
-        "KEY_PREFIX": env.str("REBILL_CACHE_PREFIX", default="rebill"),
+        "KEY_PREFIX": TEST_RUN_ID if TESTING else env.str("REBILL_CACHE_PREFIX", default="rebill"),
     }
 }
 
@@ -161,6 +169,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Celery: tenant tasks carry their schema in a message header (tenant-schemas-celery).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = TEST_RUN_ID if TESTING else env.str("CELERY_QUEUE", default="celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True

@@ -108,10 +108,19 @@ def _public_schema_after_each_test() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache(request) -> Iterator[None]:
-    # Lockout counters live in Redis; each test starts with none.
+    # Lockout counters live in Redis; each test starts with none of this run's keys (other runs may share Redis).
     if "db" in request.fixturenames or "world" in request.fixturenames:
-        cache.clear()
+        clear_this_runs_cache()
     yield
+
+
+def clear_this_runs_cache() -> None:
+    from django.conf import settings
+
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=f"*:{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def client_for(agency_world: AgencyWorld, user: User | None = None) -> Client:
@@ -165,10 +174,12 @@ def celery_worker(world, tmp_path_factory) -> Iterator[CeleryWorker]:
     from rebill.celery import app
 
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "REBILL_ENV": "test"}
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "REBILL_ENV": "test",
+           "CELERY_QUEUE": app.conf.task_default_queue}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "rebill", "worker", "--pool=solo", "--loglevel=INFO",
+             "--queues", app.conf.task_default_queue,
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -23,7 +23,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             next_url = request.POST.get("next", "")
             if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
                 return redirect(next_url)
-            return redirect("home")
+            return redirect("admin:index" if request.tenant.is_platform else "home")
     return render(request, "people/sign_in.html", {"form": form, "next": request.GET.get("next", "")})
 
 

@@ -82,3 +82,36 @@ def test_state_changes_need_csrf(world):
     assert response.status_code == 403
     assert sign_in(Client(HTTP_HOST=world.a.domain, enforce_csrf_checks=True), "admin@alpha.test",
                    PASSWORD).status_code == 403
+
+
+def test_platform_staff_sign_in_is_locked_out_too(world, settings):
+    from django.db import connection
+    from django.test import Client
+
+    from people.models import User
+
+    connection.set_schema_to_public()
+    User.objects.create_superuser("ops@rebill.localhost", "Platform-pass-123")
+    client = Client(HTTP_HOST="localhost")
+    login_page = client.get("/admin/", follow=True)
+    assert "Sign in" in login_page.content.decode()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        client.post("/admin/login/", {"email": "ops@rebill.localhost", "password": "nope", "next": "/admin/"})
+    refused = client.post("/admin/login/", {"email": "ops@rebill.localhost", "password": "Platform-pass-123"})
+    assert "Too many failed sign-in attempts" in refused.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_platform_staff_sign_in_reaches_the_admin(world):
+    from django.db import connection
+    from django.test import Client
+
+    from people.models import User
+
+    connection.set_schema_to_public()
+    User.objects.create_superuser("ops2@rebill.localhost", "Platform-pass-123")
+    client = Client(HTTP_HOST="localhost")
+    response = client.post("/admin/login/", {"email": "ops2@rebill.localhost", "password": "Platform-pass-123"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    assert "Sign out" in client.get("/").content.decode()

@@ -119,3 +119,18 @@ def test_no_state_change_on_get(world):
     client = client_for(world.a, world.a.admin)
     response = client.get(reverse("subaccounts:member-add", args=[world.a.subaccounts[0].pk]))
     assert response.status_code == 405
+
+
+def test_duplicate_user_email_is_refused_case_insensitively(world):
+    from django.core.exceptions import ValidationError
+
+    from people.services import user_create
+
+    with tenant_context(world.a.agency):
+        before = User.objects.count()
+        with pytest.raises(ValidationError, match="already exists"):
+            user_create(email="ADMIN@alpha.test", password="Some-passw0rd!", role=User.Role.AGENCY_USER)
+        assert User.objects.count() == before
+    with tenant_context(world.b.agency):
+        # the same email is a different person in another agency
+        user_create(email="admin@alpha.test", password="Some-passw0rd!", role=User.Role.AGENCY_USER)

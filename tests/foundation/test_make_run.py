@@ -1,4 +1,4 @@
-"""`make run` end to end: embedded services, migrations, demo seed, web + worker + beat; Ctrl-C leaves nothing behind."""
+"""`make run` end to end: embedded services, migrations, demo seed, web, worker and beat; Ctrl-C leaves nothing."""
 
 import http.client
 import os
@@ -78,8 +78,8 @@ def test_make_run_serves_the_seeded_demo_and_stops_cleanly(stack_run_dir):
         assert page.status == 200 and "Sign in" in html
         csrf_cookie = SimpleCookie(page.getheader("Set-Cookie"))["csrftoken"].value
         csrf_field = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-        signed_in, _ = request(port, host, "POST", "/login/", cookies=f"csrftoken={csrf_cookie}",
-                               body=urlencode({"csrfmiddlewaretoken": csrf_field, "email": email, "password": password}))
+        form = urlencode({"csrfmiddlewaretoken": csrf_field, "email": email, "password": password})
+        signed_in, _ = request(port, host, "POST", "/login/", cookies=f"csrftoken={csrf_cookie}", body=form)
         assert signed_in.status == 302, _
         session = SimpleCookie(signed_in.getheader("Set-Cookie"))["sessionid"].value
 

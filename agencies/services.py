@@ -7,12 +7,13 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from agencies.models import Agency, Domain
 from agencies.plans import BillingPeriod, Plan
 from people.models import User
-from people.services import user_create
+from people.services import invitation_send, invitation_token_make, user_create
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 RESERVED_SLUGS = frozenset({"www", "public", "admin", "api", "platform", "static", "mail", "app", "stripe"})
@@ -50,6 +51,13 @@ def _validate_new_agency(*, name: str, slug: str, plan: str, billing_period: str
         raise ValidationError(errors)
 
 
+def agency_url(*, agency: Agency, path: str) -> str:
+    """An absolute URL on the agency's primary domain, for emails sent outside a request on that domain."""
+    domain = agency.domains.filter(is_primary=True).values_list("domain", flat=True).get()
+    port = f":{settings.REBILL_SITE_PORT}" if settings.REBILL_SITE_PORT else ""
+    return f"{settings.REBILL_SITE_SCHEME}://{domain}{port}{path}"
+
+
 def slug_to_schema(slug: str) -> str:
     return slug.replace("-", "_")
 
@@ -85,7 +93,7 @@ def agency_create(
         Domain.objects.create(tenant=agency, domain=custom_domain, is_primary=False)
     with tenant_context(agency):
         try:
-            user_create(
+            admin = user_create(
                 email=admin_email,
                 full_name=admin_full_name,
                 password=admin_password,
@@ -93,6 +101,12 @@ def agency_create(
             )
         except ValidationError as error:
             raise ValidationError({"admin_email": error.messages}) from None
+        if not admin_password:
+            invitation_path = reverse("people:invitation", args=[invitation_token_make(user=admin)])
+            accept_url = agency_url(agency=agency, path=invitation_path)
+            transaction.on_commit(
+                lambda: invitation_send(user=admin, accept_url=accept_url, inviter=None, place=agency.name)
+            )
     return agency
 
 

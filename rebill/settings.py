@@ -42,6 +42,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "django.contrib.staticfiles",
     "django_htmx",
+    "pricebook",
 ]
 TENANT_APPS = [
     "people",
@@ -51,6 +52,7 @@ TENANT_APPS = [
     "django.contrib.messages",
     "subaccounts",
     "billing",
+    "phone",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -156,6 +158,21 @@ _DEFAULT_EMAIL_BACKEND = "smtp" if PRODUCTION else "console"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=f"django.core.mail.backends.{_DEFAULT_EMAIL_BACKEND}.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rebill <no-reply@rebill.localhost>")
 
+# Phone usage (DESIGN §4). TWILIO_API_BASE points the twilio SDK elsewhere (the fake in `make run` and
+# tests); the master account owns the LC Phone subaccounts. PHONE_CREDENTIALS_KEYS (Fernet keys, first one
+# encrypts) protect agencies' auth tokens at rest: production has no default, and storing or reading a token
+# refuses to run without one. Read at call time, so tests may override any of them.
+TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")
+TWILIO_MASTER_ACCOUNT_SID = env.str("TWILIO_MASTER_ACCOUNT_SID", default="")
+TWILIO_MASTER_AUTH_TOKEN = env.str("TWILIO_MASTER_AUTH_TOKEN", default="")
+TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
+TWILIO_RETRY_MAX_ATTEMPTS = env.int("TWILIO_RETRY_MAX_ATTEMPTS", default=5)
+TWILIO_RETRY_BACKOFF_SECONDS = env.float("TWILIO_RETRY_BACKOFF_SECONDS", default=0.5)
+TWILIO_USAGE_PAGE_SIZE = env.int("TWILIO_USAGE_PAGE_SIZE", default=1000)
+_PHONE_DEV_KEY = "cmViaWxsLWRldi1vbmx5LXBob25lLWNyZWRzLWtleSE="  # development and tests only
+PHONE_CREDENTIALS_KEYS = env.list("PHONE_CREDENTIALS_KEYS", default=[] if PRODUCTION else [_PHONE_DEV_KEY])
+USAGE_PULL_INTERVAL_SECONDS = env.int("USAGE_PULL_INTERVAL_SECONDS", default=300)
+
 # Security: strict in production, plain HTTP on localhost in development.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
@@ -185,6 +202,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agencies.tasks.fan_out_to_agencies",
         "schedule": crontab(minute=17, hour=3),
         "args": ["people.tasks.purge_expired_sessions"],
+    },
+    "pull-phone-usage": {
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
+        "args": ["phone.tasks.usage_pull_agency"],
+        # A dispatch still queued when the next one is due is dropped: the next covers the same window.
+        "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
     },
 }
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("people.urls")),
     path("", include("subaccounts.urls")),
+    path("", include("phone.urls")),
 ]

@@ -1,0 +1,123 @@
+"""Phone providers and usage lines, in each agency's schema (DESIGN §4)."""
+
+from django.conf import settings
+from django.db import models
+
+from agencies.plans import PhoneProvider, Product
+from subaccounts.models import SubAccount
+
+
+class ProviderStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CREDENTIALS_INVALID = "credentials_invalid", "Credentials invalid"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class SubAccountProvider(models.Model):
+    """Which phone provider a sub-account uses, and how to read its usage.
+
+    LC Phone: a Twilio subaccount under the platform's master account, read with the master
+    credentials from the environment. Twilio: the agency's own account; its auth token is stored
+    encrypted (phone.crypto) and only its last 4 characters are ever shown.
+    """
+
+    subaccount = models.OneToOneField(SubAccount, on_delete=models.CASCADE, related_name="phone_provider")
+    provider = models.CharField(max_length=20, choices=PhoneProvider.choices)
+    # Kept when the sub-account moves to Twilio, so moving back reuses the same LC Phone subaccount.
+    lc_phone_account_sid = models.CharField(max_length=34, blank=True)
+    twilio_account_sid = models.CharField(max_length=34, blank=True)
+    twilio_auth_token_encrypted = models.TextField(blank=True)
+    twilio_auth_token_last4 = models.CharField(max_length=4, blank=True)
+    status = models.CharField(max_length=30, choices=ProviderStatus.choices, default=ProviderStatus.ACTIVE)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subaccount"]
+        constraints = [
+            models.CheckConstraint(
+                name="provider_has_its_account",
+                condition=(
+                    models.Q(provider=PhoneProvider.LC_PHONE) & ~models.Q(lc_phone_account_sid="")
+                    | models.Q(provider=PhoneProvider.TWILIO)
+                    & ~models.Q(twilio_account_sid="")
+                    & ~models.Q(twilio_auth_token_encrypted="")
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount}: {self.get_provider_display()}"
+
+    @property
+    def account_sid(self) -> str:
+        """The Twilio account whose usage is this sub-account's."""
+        return self.lc_phone_account_sid if self.provider == PhoneProvider.LC_PHONE else self.twilio_account_sid
+
+
+class ProviderChange(models.Model):
+    """Audit trail of provider settings: who changed what, before and after (never a secret)."""
+
+    class Action(models.TextChoices):
+        PROVIDER_SET = "provider_set", "Provider set"
+        CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
+        MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
+        CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="phone_provider_changes")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=30, choices=Action.choices)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} ({self.subaccount_id})"
+
+
+class UsageLine(models.Model):
+    """Usage of one category by one sub-account on one UTC day, as last reported; updated in place.
+
+    `cost` is the agency's cost: LC Phone — the price book (units added since the last pull are priced
+    at the price in force when pulled); Twilio — Twilio's reported price. `revision` grows with every
+    change, and `billed_cost` is what has been rebilled so far, so billing takes `cost - billed_cost`.
+    """
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="usage_lines")
+    provider = models.CharField(max_length=20, choices=PhoneProvider.choices)
+    # Part of the key: on the day a sub-account changes provider, both accounts have usage in the same categories.
+    account_sid = models.CharField(max_length=34)
+    category = models.CharField(max_length=64)
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    usage_unit = models.CharField(max_length=30)
+    count = models.DecimalField(max_digits=18, decimal_places=6)
+    units = models.DecimalField(max_digits=18, decimal_places=6)
+    twilio_price = models.DecimalField(max_digits=18, decimal_places=6)
+    # The price-book price applied to the latest units; null when the cost is Twilio's own price.
+    unit_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    cost = models.DecimalField(max_digits=18, decimal_places=6)
+    billed_cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revision = models.PositiveIntegerField(default=1)
+    # When the data was read from Twilio: an older read never overwrites a newer one.
+    fetched_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["subaccount", "day", "category"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subaccount", "account_sid", "category", "day"], name="one_usage_line_per_category_day"
+            ),
+        ]
+        indexes = [models.Index(fields=["subaccount", "day"], name="usage_line_subaccount_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"

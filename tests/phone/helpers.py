@@ -1,0 +1,67 @@
+"""Helpers for the phone tests: Twilio accounts in the fake and providers set through the services."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from devservices.fake_twilio import create_account, set_usage
+from phone.models import SubAccountProvider, UsageLine
+from phone.services import provider_set_lc_phone, provider_set_twilio
+
+
+def sid(name: str) -> str:
+    return "AC" + hashlib.md5(name.encode()).hexdigest()
+
+
+def token(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def agency_twilio_account(url: str, name: str) -> tuple[str, str]:
+    """An agency's own Twilio account in the fake: (sid, auth token)."""
+    account_sid, auth_token = sid(name), token(name)
+    create_account(url, account_sid, auth_token, friendly_name=name)
+    return account_sid, auth_token
+
+
+def use_twilio(url: str, *, subaccount, admin, name: str) -> tuple[SubAccountProvider, str]:
+    account_sid, auth_token = agency_twilio_account(url, name)
+    provider = provider_set_twilio(subaccount=subaccount, account_sid=account_sid, auth_token=auth_token, by=admin)
+    return provider, auth_token
+
+
+def use_lc_phone(*, subaccount, admin) -> SubAccountProvider:
+    return provider_set_lc_phone(subaccount=subaccount, by=admin)
+
+
+def today() -> date:
+    return timezone.now().date()
+
+
+def window_days() -> list[date]:
+    return [today() - timedelta(days=back) for back in (2, 1, 0)]
+
+
+def usage(category: str, day: date, units: int | str, price: str = "0", count: int | str | None = None) -> dict:
+    return {"category": category, "date": day, "usage": str(units), "count": str(count if count is not None else units),
+            "price": price}
+
+
+def put_usage(url: str, account_sid: str, records: list[dict]) -> None:
+    set_usage(url, account_sid, records)
+
+
+def lines_of(provider: SubAccountProvider) -> dict[tuple[str, date], UsageLine]:
+    return {(line.category, line.day): line for line in UsageLine.objects.filter(subaccount=provider.subaccount)}
+
+
+def snapshot(lines) -> set[tuple]:
+    return {(line.account_sid, line.category, line.day, line.units, line.count, line.cost, line.twilio_price,
+             line.revision) for line in lines}
+
+
+D = Decimal

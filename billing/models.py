@@ -1,0 +1,147 @@
+"""A sub-account's billing with the agency (agency schema): its Stripe customer and card on file, card setups,
+payment requests (links emailed, customers linked), payment intents seen, and an audit trail."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from subaccounts.models import SubAccount
+
+
+class BillingProfile(models.Model):
+    """The sub-account as a Stripe customer on the agency's connected account, and its card on file."""
+
+    subaccount = models.OneToOneField(SubAccount, on_delete=models.CASCADE, related_name="billing_profile")
+    # The account the customer lives on: a customer of a previously connected account is not used.
+    stripe_account_id = models.CharField(max_length=64, blank=True)
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    card_payment_method_id = models.CharField(max_length=64, blank=True)
+    card_brand = models.CharField(max_length=30, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_updated_at = models.DateTimeField(null=True, blank=True)
+    # Switched on from Manage Client by a later feature; the card guard needs it now.
+    rebilling_enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_account_id", "stripe_customer_id"], condition=~Q(stripe_customer_id=""),
+                name="one_subaccount_per_stripe_customer",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Billing of {self.subaccount_id}"
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.card_payment_method_id)
+
+
+class CardSetup(models.Model):
+    """One attempt to add a card: a SetupIntent on the agency's account, keyed by this row."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="card_setups")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    stripe_account_id = models.CharField(max_length=64)
+    setup_intent_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""),
+                                    name="one_card_setup_per_setup_intent")
+        ]
+
+    def __str__(self) -> str:
+        return f"Card setup {self.pk} ({self.status})"
+
+
+class PaymentRequest(models.Model):
+    """The agency asking the client for a card: a link emailed to account admins, or an existing customer linked."""
+
+    class Kind(models.TextChoices):
+        LINK_EMAILED = "link_emailed", "Payment link emailed"
+        CUSTOMER_LINKED = "customer_linked", "Existing Stripe customer linked"
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        OPENED = "opened", "Opened"
+        COMPLETED = "completed", "Completed"
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="payment_requests")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    recipients = models.TextField(blank=True)
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"
+
+
+class PaymentIntentRecord(models.Model):
+    """What Stripe last said about a PaymentIntent on the agency's account (the wallets feature acts on it)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="payment_intents")
+    stripe_account_id = models.CharField(max_length=64)
+    payment_intent_id = models.CharField(max_length=64, unique=True)
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=40)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    last_event_type = models.CharField(max_length=100)
+    failure_code = models.CharField(max_length=100, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.payment_intent_id} ({self.status})"
+
+
+class BillingAuditEntry(models.Model):
+    """Who changed what about a sub-account's billing, before and after. Insert-only."""
+
+    class Action(models.TextChoices):
+        CARD_SET = "card_set", "Card on file set"
+        CARD_REMOVED = "card_removed", "Card removed"
+        CARD_SYNCED = "card_synced", "Card updated from Stripe"
+        CUSTOMER_LINKED = "customer_linked", "Stripe customer linked"
+        PAYMENT_LINK_SENT = "payment_link_sent", "Payment link sent"
+        PAYMENT_LINK_USED = "payment_link_used", "Payment link used"
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="billing_audit")
+    actor = models.CharField(max_length=254)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor}"

@@ -15,4 +15,13 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links.append(("Sub-accounts", reverse("subaccounts:list")))
     for subaccount in user.memberships.select_related("subaccount").order_by("subaccount__name"):
         links.append((subaccount.subaccount.name, reverse("subaccounts:dashboard", args=[subaccount.subaccount_id])))
+    if user.is_agency_admin:
+        links.append(("Settings → Stripe", reverse("stripe_connect:settings")))
+    # Company Billing: only for the sub-accounts the person is an account admin of.
+    from subaccounts.models import Membership  # a tenant app; people is also shared
+
+    for admin_of in user.memberships.filter(role=Membership.Role.ACCOUNT_ADMIN).select_related("subaccount").order_by(
+            "subaccount__name"):
+        links.append((f"Company Billing · {admin_of.subaccount.name}",
+                      reverse("billing:company", args=[admin_of.subaccount_id])))
     return {"nav_links": links, "agency": tenant}

@@ -42,6 +42,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "django.contrib.staticfiles",
     "django_htmx",
+    "stripe_connect",
     "pricebook",
 ]
 TENANT_APPS = [
@@ -157,6 +158,20 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 _DEFAULT_EMAIL_BACKEND = "smtp" if PRODUCTION else "console"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=f"django.core.mail.backends.{_DEFAULT_EMAIL_BACKEND}.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rebill <no-reply@rebill.localhost>")
+
+# Stripe (DESIGN §7). Development and tests talk to localstripe (the dev stack and the test session set
+# STRIPE_API_BASE); production has no defaults, and every Stripe call refuses to run with an empty setting.
+_STRIPE_DEV_DEFAULT = not PRODUCTION
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
+STRIPE_CLIENT_ID = env.str("STRIPE_CLIENT_ID", default="ca_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_CONNECT_BASE = env.str("STRIPE_CONNECT_BASE", default="https://connect.stripe.com")
+# Empty: real Stripe.js for api.stripe.com, else localstripe's fake at <STRIPE_API_BASE>/js.stripe.com/v3/.
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="")
+PAYMENT_LINK_MAX_AGE = timedelta(days=env.int("PAYMENT_LINK_MAX_AGE_DAYS", default=7))
+STRIPE_CONNECT_STATE_MAX_AGE = timedelta(minutes=15)
 
 # Phone usage (DESIGN §4). TWILIO_API_BASE points the twilio SDK elsewhere (the fake in `make run` and
 # tests); the master account owns the LC Phone subaccounts. PHONE_CREDENTIALS_KEYS (Fernet keys, first one

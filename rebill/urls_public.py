@@ -14,5 +14,6 @@ urlpatterns = [
     # Platform staff sign in through the same locked-out-after-failures form as everyone else.
     path("admin/login/", people_views.sign_in),
     path("admin/", admin.site.urls),
+    path("", include("stripe_connect.urls_public")),
     path("", include("people.urls")),
 ]

@@ -9,4 +9,6 @@ urlpatterns = [
     path("", include("people.urls")),
     path("", include("subaccounts.urls")),
     path("", include("phone.urls")),
+    path("", include("billing.urls")),
+    path("", include("stripe_connect.urls")),
 ]

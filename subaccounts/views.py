@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from billing.selectors import manage_client_billing
 from people.models import User
 from people.services import invitation_send, invitation_token_make
 from rebill.access import agency_admin_required, agency_staff_required
@@ -71,6 +72,7 @@ def subaccount_manage(request: HttpRequest, subaccount_id: int) -> HttpResponse:
             "subaccount": subaccount,
             "memberships": subaccount_memberships(subaccount=subaccount),
             "member_form": MembershipAddForm(),
+            "client_billing": manage_client_billing(subaccount=subaccount),
         },
     )
 

@@ -106,3 +106,42 @@ def patch_resources() -> None:
     resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
     resources.Store.try_load_from_disk = lambda self: None  # type: ignore[method-assign]
 
+    patch_lifecycle_events()
+
+
+
+def patch_lifecycle_events() -> None:
+    """What real Stripe does around saving a card and localstripe does not: a succeeded SetupIntent
+    attaches its card to the SetupIntent's customer, and `setup_intent.succeeded`,
+    `payment_method.attached` / `payment_method.detached` events are sent. Done with two properties so
+    every code path that changes them (attach, detach, confirm, 3-D Secure) is covered."""
+    from localstripe.resources import Event
+    from localstripe.webhooks import schedule_webhook
+
+    def get_customer(self: PaymentMethod) -> str | None:
+        return self.__dict__.get("_rebill_customer")
+
+    def set_customer(self: PaymentMethod, customer: str | None) -> None:
+        previous = self.__dict__.get("_rebill_customer")
+        self.__dict__["_rebill_customer"] = customer
+        if customer != previous and previous is not None:
+            schedule_webhook(Event("payment_method.detached", self))
+        if customer != previous and customer is not None:
+            schedule_webhook(Event("payment_method.attached", self))
+
+    PaymentMethod.customer = property(get_customer, set_customer)  # type: ignore[assignment,attr-defined]
+
+    def get_status(self: SetupIntent) -> str | None:
+        return self.__dict__.get("_rebill_status")
+
+    def set_status(self: SetupIntent, status: str) -> None:
+        previous = self.__dict__.get("_rebill_status")
+        self.__dict__["_rebill_status"] = status
+        if status == "succeeded" and previous != "succeeded":
+            if self.customer and self.payment_method:
+                payment_method = PaymentMethod._api_retrieve(self.payment_method)
+                if isinstance(payment_method, PaymentMethod) and payment_method.customer is None:
+                    payment_method.customer = self.customer
+            schedule_webhook(Event("setup_intent.succeeded", self))
+
+    SetupIntent.status = property(get_status, set_status)  # type: ignore[assignment,attr-defined]

@@ -1,0 +1,131 @@
+"""Reads about sub-accounts' billing, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import stripe
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.utils import timezone
+
+from billing.models import BillingProfile, CardSetup, PaymentRequest
+from people.models import User
+from rebill.tenancy import current_schema
+from stripe_connect.selectors import NotConnected, agency_stripe, connected_account_for_agency, current_agency
+from subaccounts.models import Membership, SubAccount
+from subaccounts.selectors import subaccount_account_admins
+
+
+def company_billing_membership(*, user: User, subaccount_id: int) -> Membership:
+    """The caller's account-admin membership of that sub-account, or 404 (agency staff included)."""
+    membership = (
+        Membership.objects.select_related("subaccount")
+        .filter(user=user, subaccount_id=subaccount_id, role=Membership.Role.ACCOUNT_ADMIN)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such sub-account")
+    return membership
+
+
+def billing_profile(*, subaccount: SubAccount) -> BillingProfile | None:
+    return BillingProfile.objects.filter(subaccount=subaccount).first()
+
+
+def card_setup_for_account_admin(*, membership: Membership, setup_id: int) -> CardSetup:
+    setup = CardSetup.objects.filter(subaccount=membership.subaccount, pk=setup_id).first()
+    if setup is None:
+        raise Http404("No such card setup")
+    return setup
+
+
+def payment_request_refusal(*, subaccount: SubAccount) -> str | None:
+    """Why the agency cannot ask this client for a card right now, or None."""
+    if connected_account_for_agency(agency=current_agency()) is None:
+        return "Connect your agency's Stripe account first (Settings → Stripe)."
+    if not subaccount_account_admins(subaccount=subaccount).exists():
+        return "Add an account admin to this sub-account first: only the client's account admins can add a card."
+    return None
+
+
+@dataclass(frozen=True)
+class ManageClientBilling:
+    subaccount: SubAccount
+    profile: BillingProfile | None
+    refusal: str | None
+    account_admin_emails: list[str]
+    recent_requests: list[PaymentRequest] = field(default_factory=list)
+
+
+def manage_client_billing(*, subaccount: SubAccount) -> ManageClientBilling:
+    """Everything the billing section of Manage Client shows (card status read-only, payment requests)."""
+    return ManageClientBilling(
+        subaccount=subaccount,
+        profile=billing_profile(subaccount=subaccount),
+        refusal=payment_request_refusal(subaccount=subaccount),
+        account_admin_emails=list(subaccount_account_admins(subaccount=subaccount).values_list("email", flat=True)),
+        recent_requests=list(PaymentRequest.objects.filter(subaccount=subaccount).select_related("requested_by")[:5]),
+    )
+
+
+# Payment links ----------------------------------------------------------------------------------------------------
+def payment_link_salt() -> str:
+    # Single purpose and bound to the agency: a link signed here means nothing elsewhere.
+    return f"billing.payment-link:{current_schema()}"
+
+
+def payment_link_request(*, token: str) -> PaymentRequest:
+    """The unexpired, unused payment request a link names; ValidationError with a clear message otherwise."""
+    try:
+        payload = signing.loads(token, salt=payment_link_salt(), max_age=settings.PAYMENT_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        raise ValidationError("This payment link has expired. Ask your agency to send a new one.") from None
+    except signing.BadSignature:
+        raise ValidationError("This payment link is not valid.") from None
+    request = (
+        PaymentRequest.objects.select_related("subaccount")
+        .filter(pk=payload.get("request"), subaccount_id=payload.get("subaccount"),
+                kind=PaymentRequest.Kind.LINK_EMAILED)
+        .first()
+    )
+    if request is None:
+        raise ValidationError("This payment link is not valid.")
+    if request.used_at is not None:
+        raise ValidationError("This payment link has already been used. Open Company Billing from the menu, "
+                              "or ask your agency to send a new link.")
+    if request.expires_at is not None and request.expires_at <= timezone.now():
+        raise ValidationError("This payment link has expired. Ask your agency to send a new one.")
+    return request
+
+
+# Existing Stripe customers ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CustomerMatch:
+    id: str
+    name: str
+    email: str
+
+
+def stripe_customers_find(*, query: str) -> list[CustomerMatch]:
+    """The agency's Stripe customers matching a customer id, an email, or (part of) a name."""
+    query = query.strip()
+    if not query:
+        return []
+    try:
+        api = agency_stripe(agency=current_agency())
+    except NotConnected:
+        return []
+    if query.startswith("cus_"):
+        try:
+            found = [api.customer_retrieve(query)]
+        except stripe.InvalidRequestError:
+            found = []
+    elif "@" in query:
+        found = api.customers_with_email(query)
+    else:
+        found = api.customers_named(query)
+    return [CustomerMatch(id=c.id, name=getattr(c, "name", None) or "", email=getattr(c, "email", None) or "")
+            for c in found if not getattr(c, "deleted", False)]

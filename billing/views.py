@@ -1,0 +1,178 @@
+"""Company Billing (account admins), the payment link, and Manage Client's card requests (agency admins)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.forms import CustomerLinkForm, CustomerSearchForm
+from billing.models import CardSetup
+from billing.selectors import (
+    billing_profile,
+    card_setup_for_account_admin,
+    company_billing_membership,
+    manage_client_billing,
+    payment_link_request,
+    stripe_customers_find,
+)
+from billing.services import (
+    CardNotConfirmed,
+    card_remove,
+    card_setup_complete,
+    card_setup_start,
+    payment_link_send,
+    payment_link_use,
+    stripe_customer_link,
+)
+from people.models import User
+from rebill.access import agency_admin_required
+from stripe_connect.gateway import AgencyStripe, publishable_key, stripe_js_url
+from subaccounts.selectors import subaccount_for_agency_staff
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+# Company Billing --------------------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def company_billing(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    return render(request, "billing/company_billing.html", {
+        "subaccount": membership.subaccount, "profile": billing_profile(subaccount=membership.subaccount),
+    })
+
+
+@login_required
+@require_POST
+def card_setup_start_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    try:
+        setup = card_setup_start(subaccount=membership.subaccount, by=_user(request))
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("billing:company", subaccount_id=subaccount_id)
+    return redirect("billing:card-setup", subaccount_id=subaccount_id, setup_id=setup.pk)
+
+
+@login_required
+@require_GET
+def card_setup_page(request: HttpRequest, subaccount_id: int, setup_id: int) -> HttpResponse:
+    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    setup = card_setup_for_account_admin(membership=membership, setup_id=setup_id)
+    if setup.status != CardSetup.Status.STARTED:
+        return redirect("billing:company", subaccount_id=subaccount_id)
+    setup_intent = AgencyStripe(setup.stripe_account_id).setup_intent_retrieve(setup.setup_intent_id)
+    return render(request, "billing/card_setup.html", {
+        "subaccount": membership.subaccount, "setup": setup, "client_secret": setup_intent.client_secret,
+        "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url(),
+        "profile": billing_profile(subaccount=membership.subaccount),
+    })
+
+
+@login_required
+@require_POST
+def card_setup_done(request: HttpRequest, subaccount_id: int, setup_id: int) -> HttpResponse:
+    """Stripe.js confirmed the card in the browser; we check with Stripe before believing it."""
+    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    setup = card_setup_for_account_admin(membership=membership, setup_id=setup_id)
+    try:
+        setup = card_setup_complete(setup=setup, actor=_user(request).email)
+    except CardNotConfirmed as error:
+        messages.error(request, str(error))
+        return redirect("billing:card-setup", subaccount_id=subaccount_id, setup_id=setup_id)
+    if setup.status == CardSetup.Status.SUCCEEDED:
+        messages.success(request, "Your card is saved.")
+    else:
+        messages.error(request, "The card was not saved. Please try again.")
+    return redirect("billing:company", subaccount_id=subaccount_id)
+
+
+@login_required
+@require_POST
+def card_remove_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    try:
+        card_remove(subaccount=membership.subaccount, by=_user(request))
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, "Card removed.")
+    return redirect("billing:company", subaccount_id=subaccount_id)
+
+
+# The payment link -------------------------------------------------------------------------------------------------
+def _link_invalid(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "billing/payment_link_invalid.html", {"message": message}, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+def payment_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Checked first, then the signed-in account admin spends it (POST) and lands on Company Billing."""
+    try:
+        payment_request = payment_link_request(token=token)
+    except ValidationError as error:
+        return _link_invalid(request, error.messages[0])
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if request.method == "POST":
+        try:
+            payment_request = payment_link_use(token=token, by=_user(request))
+        except ValidationError as error:
+            return _link_invalid(request, error.messages[0])
+        return redirect("billing:company", subaccount_id=payment_request.subaccount_id)
+    return render(request, "billing/payment_link.html", {"payment_request": payment_request})
+
+
+# Manage Client: asking for a card ---------------------------------------------------------------------------------
+@agency_admin_required
+@require_POST
+def payment_link_send_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
+    try:
+        sent = payment_link_send(
+            subaccount=subaccount, by=_user(request),
+            link_url=lambda token: request.build_absolute_uri(reverse("billing:payment-link", args=[token])),
+        )
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"Payment link sent to {sent.recipients}.")
+    return redirect(reverse("subaccounts:manage", args=[subaccount.pk]) + "#billing")
+
+
+@agency_admin_required
+@require_GET
+def customer_search(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
+    form = CustomerSearchForm(request.GET or None)
+    matches = stripe_customers_find(query=form.cleaned_data["q"]) if form.is_valid() else []
+    context = {"subaccount": subaccount, "search_form": form, "matches": matches, "searched": form.is_valid(),
+               "client_billing": manage_client_billing(subaccount=subaccount)}
+    template = "billing/_customer_matches.html" if request.htmx else "billing/customer_search.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+@agency_admin_required
+@require_POST
+def customer_link(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
+    form = CustomerLinkForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a Stripe customer to link.")
+    else:
+        try:
+            stripe_customer_link(subaccount=subaccount, customer_id=form.cleaned_data["customer_id"],
+                                 by=_user(request))
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+        else:
+            messages.success(request, "Stripe customer linked; their card is now on file.")
+    return redirect(reverse("subaccounts:manage", args=[subaccount.pk]) + "#billing")

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from stripe_connect import views
+
+urlpatterns = [
+    path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
+]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from billing.selectors import manage_client_billing
 from people.models import User
 from people.services import invitation_send, invitation_token_make
+from phone.selectors import provider_section
 from rebill.access import agency_admin_required, agency_staff_required
 from rebill.forms import add_service_errors
 from subaccounts.forms import MembershipAddForm, SubAccountForm
@@ -73,6 +74,7 @@ def subaccount_manage(request: HttpRequest, subaccount_id: int) -> HttpResponse:
             "memberships": subaccount_memberships(subaccount=subaccount),
             "member_form": MembershipAddForm(),
             "client_billing": manage_client_billing(subaccount=subaccount),
+            "phone_provider": provider_section(user=request.user, subaccount=subaccount),  # type: ignore[arg-type]
         },
     )
 

@@ -244,3 +244,41 @@ def test_the_price_book_is_seeded_with_current_us_prices(db):
     assert prices["sms-outbound-longcode"] == prices["sms-inbound-longcode"] == D("0.0083")
     assert (prices["mms-outbound"], prices["mms-inbound"]) == (D("0.022"), D("0.0165"))
     assert (prices["calls-outbound"], prices["calls-inbound-local"]) == (D("0.0166"), D("0.0117"))
+
+
+def test_an_older_read_never_overwrites_a_newer_one(world, twilio):
+    from phone.services import usage_lines_store
+    from phone.usage_client import UsageRecord
+
+    def record(units: int) -> UsageRecord:
+        return UsageRecord(account_sid=provider.twilio_account_sid, category="calls-outbound", product="calls",
+                           day=today(), count=D(units), usage=D(units), usage_unit="minutes",
+                           price=D(units) / 100, price_unit="usd")
+
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        read_early = timezone.now()
+        read_late = read_early + timedelta(seconds=5)
+        # when the later read is stored first, then the earlier one (two pulls that finished out of order)
+        usage_lines_store(provider=provider, account_sid=provider.twilio_account_sid, records=[record(20)],
+                          fetched_at=read_late)
+        usage_lines_store(provider=provider, account_sid=provider.twilio_account_sid, records=[record(10)],
+                          fetched_at=read_early)
+        # then the line keeps the later read
+        [line] = UsageLine.objects.filter(subaccount=provider.subaccount)
+        assert (line.units, line.cost, line.revision) == (20, D("0.2"), 1)
+
+
+def test_a_pull_for_a_provider_that_changed_meanwhile_is_dropped(world, twilio):
+    from phone.services import provider_set_lc_phone, usage_lines_store
+    from phone.usage_client import UsageRecord
+
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        old_sid = provider.twilio_account_sid
+        provider_set_lc_phone(subaccount=provider.subaccount, by=world.a.admin)
+        late = UsageRecord(account_sid=old_sid, category="calls-outbound", product="calls", day=today(),
+                           count=D(1), usage=D(1), usage_unit="minutes", price=D("0.01"), price_unit="usd")
+        result = usage_lines_store(provider=provider, account_sid=old_sid, records=[late], fetched_at=timezone.now())
+        assert result.outcome == PullOutcome.PROVIDER_CHANGED
+        assert not UsageLine.objects.filter(subaccount=provider.subaccount).exists()

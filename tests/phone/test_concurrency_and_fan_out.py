@@ -1,0 +1,117 @@
+"""Committed data, real connections: two pulls of one sub-account at once, and the beat fan-out on a real
+Celery worker (each agency's pull writes only its own schema). What these tests commit they delete."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from agencies.tasks import fan_out_to_agencies
+from devservices.fake_twilio import inject_fault
+from phone.models import ProviderChange, SubAccountProvider, UsageLine
+from phone.services import usage_pull
+from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
+
+LEAVES = ["sms-outbound-longcode", "sms-inbound-longcode", "calls-outbound", "calls-inbound-local", "mms-outbound"]
+
+
+@pytest.fixture
+def committed(world, django_db_blocker) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        try:
+            yield
+        finally:
+            for agency in (world.a.agency, world.b.agency):
+                with tenant_context(agency):
+                    UsageLine.objects.all().delete()
+                    ProviderChange.objects.all().delete()
+                    SubAccountProvider.objects.all().delete()
+            connection.set_schema_to_public()
+
+
+def records(scale: int) -> list[dict]:
+    return [usage(cat, day, scale * (i + 1) + d, "0.01") for d, day in enumerate(window_days())
+            for i, cat in enumerate(LEAVES)]
+
+
+def test_two_pulls_of_one_sub_account_at_once_give_the_same_lines_as_one(world, twilio, committed):
+    # given two LC Phone sub-accounts with the same usage
+    with tenant_context(world.a.agency):
+        racing = use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin)
+        alone = use_lc_phone(subaccount=world.a.subaccounts[1], admin=world.a.admin)
+    for provider in (racing, alone):
+        put_usage(twilio.url, provider.lc_phone_account_sid, records(scale=7))
+    # and Twilio slow enough that both pulls are reading it at the same time
+    inject_fault(twilio.url, racing.lc_phone_account_sid, "sleep", count=2, seconds=0.3)
+
+    # when one sub-account is pulled twice at once (two threads, two database connections)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def pull() -> None:
+        try:
+            with tenant_context(world.a.agency):
+                barrier.wait(timeout=10)
+                usage_pull(provider_id=racing.pk)
+        except BaseException as error:  # noqa: BLE001 — reported by the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # and the other once
+    with tenant_context(world.a.agency):
+        usage_pull(provider_id=alone.pk)
+
+        # then both hold the same lines: each once, at revision 1, priced once
+        assert errors == []
+        raced = UsageLine.objects.filter(subaccount_id=racing.subaccount_id)
+        single = UsageLine.objects.filter(subaccount_id=alone.subaccount_id)
+        assert raced.count() == single.count() == len(LEAVES) * 3
+
+        def comparable(lines):
+            return {row[1:] for row in snapshot(lines)}  # without the account SID
+
+        assert comparable(raced) == comparable(single)
+
+
+def test_beat_fan_out_pulls_every_agency_into_its_own_schema(world, twilio, committed, celery_worker):
+    # given one provider in each agency, with different usage, committed for the worker to see
+    with tenant_context(world.a.agency):
+        alpha, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="alpha")
+        alpha_lc = use_lc_phone(subaccount=world.a.subaccounts[1], admin=world.a.admin)
+    with tenant_context(world.b.agency):
+        bravo = use_lc_phone(subaccount=world.b.subaccounts[0], admin=world.b.admin)
+    put_usage(twilio.url, alpha.twilio_account_sid, records(scale=3))
+    put_usage(twilio.url, alpha_lc.lc_phone_account_sid, records(scale=4)[:5])
+    put_usage(twilio.url, bravo.lc_phone_account_sid, records(scale=5)[:4])
+    connection.set_schema_to_public()
+
+    # when beat's dispatcher runs in public on a real worker
+    sent = fan_out_to_agencies.delay("phone.tasks.usage_pull_agency").get(timeout=30)
+
+    # then each agency's lines land in its own schema, from its own accounts only
+    assert sent >= 2
+
+    def lines(agency) -> set[tuple]:
+        with tenant_context(agency):
+            return set(UsageLine.objects.values_list("subaccount_id", "account_sid"))
+
+    celery_worker.wait_until(lambda: sum(1 for _ in _all_lines(world.a.agency)) == 15 + 5
+                             and sum(1 for _ in _all_lines(world.b.agency)) == 4)
+    assert lines(world.a.agency) == {(alpha.subaccount_id, alpha.twilio_account_sid),
+                                     (alpha_lc.subaccount_id, alpha_lc.lc_phone_account_sid)}
+    assert lines(world.b.agency) == {(bravo.subaccount_id, bravo.lc_phone_account_sid)}
+    with tenant_context(world.a.agency):
+        assert SubAccountProvider.objects.get(pk=alpha.pk).last_pulled_at is not None
+
+
+def _all_lines(agency) -> list[int]:
+    with tenant_context(agency):
+        return list(UsageLine.objects.values_list("pk", flat=True))

@@ -7,6 +7,9 @@ from django.db.models import Q
 
 from subaccounts.models import SubAccount
 
+CARD_BRANDS = {"amex": "American Express", "diners": "Diners Club", "discover": "Discover", "jcb": "JCB",
+               "mastercard": "Mastercard", "unionpay": "UnionPay", "visa": "Visa"}
+
 
 class BillingProfile(models.Model):
     """The sub-account as a Stripe customer on the agency's connected account, and its card on file."""
@@ -40,6 +43,10 @@ class BillingProfile(models.Model):
     @property
     def has_card(self) -> bool:
         return bool(self.card_payment_method_id)
+
+    @property
+    def card_brand_display(self) -> str:
+        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
 
 
 class CardSetup(models.Model):

@@ -80,11 +80,14 @@ def _default_payment_method_id(customer: stripe.Customer) -> str | None:
 
 
 # The card on file, from Stripe's current state ---------------------------------------------------------------------
+@transaction.atomic
 def billing_card_sync(*, profile: BillingProfile, api: AgencyStripe, actor: str = "Stripe") -> BillingProfile:
     """Make the card on file what Stripe says now: the customer's default card, else its newest card.
 
-    Webhooks arrive twice and out of order, so this never looks at an event's payload, only at Stripe.
+    Webhooks arrive twice and out of order, so this never looks at an event's payload, only at Stripe; and
+    it reads Stripe with the row locked, so the last writer has always read the latest state.
     """
+    profile = BillingProfile.objects.select_for_update().select_related("subaccount").get(pk=profile.pk)
     if profile.stripe_account_id != api.account_id or not profile.stripe_customer_id:
         return profile
     before = _card_state(profile)
@@ -197,7 +200,7 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     setup.status = CardSetup.Status.SUCCEEDED
     setup.completed_at = timezone.now()
     setup.save(update_fields=["status", "completed_at"])
-    billing_card_sync(profile=profile, api=api, actor=actor)
+    profile = billing_card_sync(profile=profile, api=api, actor=actor)
     _audit(subaccount=setup.subaccount, actor=actor, action=BillingAuditEntry.Action.CARD_SET, before=before,
            after=_card_state(profile))
     return setup
@@ -220,7 +223,7 @@ def card_remove(*, subaccount: SubAccount, by: User) -> BillingProfile:
     if others:
         api.customer_set_default_payment_method(profile.stripe_customer_id, others[0].id,
                                                 idempotency_key=_key("default_after_detach", profile.pk, removing))
-    billing_card_sync(profile=profile, api=api, actor=by.email)
+    profile = billing_card_sync(profile=profile, api=api, actor=by.email)
     _audit(subaccount=subaccount, actor=by.email, action=BillingAuditEntry.Action.CARD_REMOVED, before=before,
            after=_card_state(profile))
     return profile
@@ -319,7 +322,7 @@ def stripe_customer_link(*, subaccount: SubAccount, customer_id: str, by: User) 
     profile.stripe_account_id = api.account_id
     profile.stripe_customer_id = customer.id
     profile.save(update_fields=["stripe_account_id", "stripe_customer_id"])
-    billing_card_sync(profile=profile, api=api, actor=by.email)
+    profile = billing_card_sync(profile=profile, api=api, actor=by.email)
     _audit(subaccount=subaccount, actor=by.email, action=BillingAuditEntry.Action.CUSTOMER_LINKED, before=before,
            after={"stripe_customer_id": customer.id, **_card_state(profile)})
     return request

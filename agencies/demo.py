@@ -30,6 +30,21 @@ DEMO_AGENCIES = (
 )
 
 
+def _demo_stripe_connect(agency: Agency) -> None:
+    """On localstripe the demo agencies start connected: it has no Connect OAuth page to click through."""
+    from django.conf import settings
+
+    if not settings.STRIPE_API_BASE.startswith(("http://127.0.0.1:", "http://localhost:")):
+        return  # real Stripe: agencies connect on Settings → Stripe
+    from devservices.localstripe_server import register_account
+    from stripe_connect.services import stripe_account_record
+
+    account_id = f"acct_1Demo{agency.slug.replace('-', '')}"
+    register_account(settings.STRIPE_API_BASE, account_id=account_id, name=agency.name,
+                     email=f"admin@{agency.slug}.test")
+    stripe_account_record(agency=agency, account_id=account_id, display_name=agency.name)
+
+
 def _email_slug(name: str) -> str:
     return name.lower().replace(" ", "")
 
@@ -54,6 +69,7 @@ def demo_seed(*, password: str) -> list[tuple[str, str, str]]:
             )
         where = f"{demo.slug}.<host>"
         logins.append((where, admin_email, "agency admin"))
+        _demo_stripe_connect(agency)
         with tenant_context(agency):
             admin = User.objects.get(email=admin_email)
             staff_email = f"staff@{demo.slug}.test"

@@ -60,6 +60,23 @@ class Stack:
         self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         say(f"Redis (embedded) on 127.0.0.1:{port}")
 
+    def start_stripe(self) -> None:
+        """No STRIPE_SECRET_KEY: our localstripe launcher, its webhooks signed to the platform's endpoint."""
+        if os.environ.get("STRIPE_SECRET_KEY"):
+            return
+        from devservices.localstripe_server import register_webhook, start_localstripe
+
+        service = start_localstripe(free_port(), log_path=str(self.logs / "localstripe.log"))
+        self.services.append(service)
+        webhook_secret = "whsec_rebill_dev"
+        self.env.update({
+            "STRIPE_API_BASE": service.url, "STRIPE_CONNECT_BASE": service.url,
+            "STRIPE_SECRET_KEY": "sk_test_rebill_dev", "STRIPE_PUBLISHABLE_KEY": "pk_test_rebill_dev",
+            "STRIPE_CLIENT_ID": "ca_rebill_dev", "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        })
+        register_webhook(service.url, url=f"http://localhost:{self.web_port}/stripe/webhook/", secret=webhook_secret)
+        say(f"Stripe (localstripe) on {service.url}")
+
     # The product --------------------------------------------------------------------------------------------------
     def manage(self, *args: str) -> None:
         subprocess.run(python_module("django", *args), env=self.child_env(), cwd=PROJECT_DIR, check=True)
@@ -95,6 +112,7 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.start_postgres()
         self.start_redis()
+        self.start_stripe()
         self.manage("migrate_schemas", "--shared", "-v", "0")
         self.manage("migrate_schemas", "--tenant", "-v", "0")
         self.manage("seed_demo", "--password", DEMO_PASSWORD, "--host", f"localhost:{self.web_port}")

@@ -5,7 +5,7 @@ import re
 import pytest
 from django_tenants.utils import tenant_context
 
-from billing.models import BillingProfile, CardSetup
+from billing.models import BillingAuditEntry, BillingProfile, CardSetup
 from devservices.localstripe_server import clear_recorded_requests
 from subaccounts.models import Membership
 from tests.billing.fixtures import ACCT_A, api_requests, on
@@ -172,3 +172,40 @@ def test_company_billing_refuses_clearly_while_the_agency_has_no_stripe(world, d
 
     assert "Connect your agency&#x27;s Stripe account first" in response.content.decode()
     assert api_requests(localstripe) == []
+
+
+def test_each_agencys_requests_carry_its_own_account_and_never_the_others(world, connected, localstripe):
+    # given both agencies' account admins add a card, one after the other
+    recorded = {}
+    for agency_world in (world.a, world.b):
+        clear_recorded_requests(localstripe)
+        response = _add_card(client_for(agency_world, agency_world.account_admins[0]), agency_world.subaccounts[0],
+                             localstripe)
+        assert "Your card is saved." in response.content.decode()
+        recorded[agency_world.agency.slug] = [r for r in api_requests(localstripe)
+                                              if not r["path"].endswith("/confirm")]
+
+    # then each agency's requests carried its own account only
+    assert recorded["alpha"] and {r["stripe_account"] for r in recorded["alpha"]} == {ACCT_A}
+    assert recorded["bravo"] and {r["stripe_account"] for r in recorded["bravo"]} == {connected.b.account_id}
+    # and each card lives on its own agency's account
+    assert profile_of(world.a, world.a.subaccounts[0]).stripe_account_id == ACCT_A
+    assert profile_of(world.b, world.b.subaccounts[0]).stripe_account_id == connected.b.account_id
+
+
+def _add_card(client, subaccount, localstripe):
+    start = client.post(f"/accounts/{subaccount.pk}/billing/card/")
+    html = client.get(start["Location"]).content.decode()
+    client_secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
+    confirm_like_stripe_js(localstripe, client_secret.split("_secret_")[0], client_secret)
+    return client.post(start["Location"] + "done/", follow=True)
+
+
+def test_card_changes_are_audited(world, connected, localstripe):
+    subaccount = world.a.subaccounts[0]
+    _start_and_confirm(client_for(world.a, world.a.account_admins[0]), world.a, subaccount, localstripe)
+
+    with tenant_context(world.a.agency):
+        entry = BillingAuditEntry.objects.get(subaccount=subaccount, action=BillingAuditEntry.Action.CARD_SET)
+    assert entry.actor == world.a.account_admins[0].email
+    assert entry.before["card_last4"] == "" and entry.after["card_last4"] == "4242"

@@ -31,6 +31,18 @@ def company_billing_membership(*, user: User, subaccount_id: int) -> Membership:
     return membership
 
 
+def is_account_admin(*, user: User, subaccount: SubAccount) -> bool:
+    """Only explicit account-admin membership counts: being agency staff never does (DESIGN §1)."""
+    return Membership.objects.filter(subaccount=subaccount, user=user, role=Membership.Role.ACCOUNT_ADMIN).exists()
+
+
+def payment_link_refusal_for(*, user: User, request: PaymentRequest) -> str | None:
+    if not is_account_admin(user=user, subaccount=request.subaccount):
+        return (f"This link is for the account admins of {request.subaccount.name}. "
+                "Sign in with the account it was sent to.")
+    return None
+
+
 def billing_profile(*, subaccount: SubAccount) -> BillingProfile | None:
     return BillingProfile.objects.filter(subaccount=subaccount).first()
 

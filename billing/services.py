@@ -19,12 +19,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import BillingAuditEntry, BillingProfile, CardSetup, PaymentRequest
-from billing.selectors import payment_link_request, payment_link_salt, payment_request_refusal
+from billing.selectors import (
+    is_account_admin,
+    payment_link_refusal_for,
+    payment_link_request,
+    payment_link_salt,
+    payment_request_refusal,
+)
 from people.models import User
 from rebill.tenancy import current_schema
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
-from subaccounts.models import Membership, SubAccount
+from subaccounts.models import SubAccount
 from subaccounts.selectors import subaccount_account_admins
 
 logger = logging.getLogger(__name__)
@@ -43,7 +49,7 @@ def _key(kind: str, *row_ids: object) -> str:
 
 def _require_account_admin(*, subaccount: SubAccount, user: User) -> None:
     # Agencies must not add their own card for a client: only that sub-account's account admins may.
-    if not Membership.objects.filter(subaccount=subaccount, user=user, role=Membership.Role.ACCOUNT_ADMIN).exists():
+    if not is_account_admin(user=user, subaccount=subaccount):
         raise PermissionError("Only the sub-account's account admins manage its card.")
 
 
@@ -277,10 +283,9 @@ def payment_link_use(*, token: str, by: User) -> PaymentRequest:
     request = PaymentRequest.objects.select_for_update().select_related("subaccount").get(pk=request.pk)
     if request.used_at is not None:
         raise ValidationError("This payment link has already been used.")
-    if not Membership.objects.filter(subaccount=request.subaccount, user=by,
-                                     role=Membership.Role.ACCOUNT_ADMIN).exists():
-        raise ValidationError(f"This link is for the account admins of {request.subaccount.name}. "
-                              "Sign in with the account it was sent to.")
+    refusal = payment_link_refusal_for(user=by, request=request)
+    if refusal:
+        raise ValidationError(refusal)
     request.used_at = timezone.now()
     request.used_by = by
     request.status = PaymentRequest.Status.OPENED

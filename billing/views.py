@@ -18,6 +18,7 @@ from billing.selectors import (
     card_setup_for_account_admin,
     company_billing_membership,
     manage_client_billing,
+    payment_link_refusal_for,
     payment_link_request,
     stripe_customers_find,
 )
@@ -122,6 +123,9 @@ def payment_link(request: HttpRequest, token: str) -> HttpResponse:
         return _link_invalid(request, error.messages[0])
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
+    refusal = payment_link_refusal_for(user=_user(request), request=payment_request)
+    if refusal:
+        return _link_invalid(request, refusal)
     if request.method == "POST":
         try:
             payment_request = payment_link_use(token=token, by=_user(request))

@@ -114,9 +114,10 @@ def test_a_link_is_only_for_that_clients_account_admins(world, connected, django
     link = _link_in(mail.outbox[0])
 
     for stranger in (world.a.account_admins[1], world.a.account_users[0], world.a.admin):
-        response = client_for(world.a, stranger).post(link)
-        assert response.status_code == 400
-        assert "for the account admins of" in response.content.decode()
+        client = client_for(world.a, stranger)
+        for response in (client.get(link), client.post(link)):
+            assert response.status_code == 400
+            assert "for the account admins of" in response.content.decode()
     assert _requests(world.a)[0].used_at is None
 
 

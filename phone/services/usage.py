@@ -7,28 +7,25 @@ take turns and end with the same lines as one.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg2.extras import execute_values
 
 from agencies.plans import PhoneProvider
 from phone.models import ProviderStatus, SubAccountProvider
 from phone.services.providers import provider_mark_credentials_invalid, provider_record_error
 from phone.twilio_access import provider_access, twilio_base_url, twilio_page_size, twilio_retry, twilio_timeout
 from phone.usage_client import CredentialsInvalid, UsageFetchError, UsageRecord, fetch_daily_usage
-from pricebook.selectors import lc_phone_prices_in_force
 
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 3  # a day's totals keep changing for a day or two after it ends
-MICRO = Decimal("0.000001")
 
 
 class PullOutcome(StrEnum):
@@ -89,19 +86,53 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
                              fetched_at=fetched_at)
 
 
-def _micro(value: Decimal) -> Decimal:
-    return value.quantize(MICRO, rounding=ROUND_HALF_UP)
+_LOCK_PROVIDER = """
+SET LOCAL synchronous_commit TO OFF;
+SELECT provider, lc_phone_account_sid, twilio_account_sid, subaccount_id
+FROM phone_subaccountprovider WHERE id = %s FOR UPDATE
+"""
+_MARK_PULLED = """
+UPDATE phone_subaccountprovider
+SET last_pulled_at = %(fetched_at)s, last_error = '', last_error_at = NULL, updated_at = %(now)s
+WHERE id = %(provider_id)s;
+"""
 
-
-# An older read never overwrites a newer one, and an unchanged line is not touched (its revision stays).
-# LC Phone: units added since the last pull are priced at today's price book, already-priced units keep
-# theirs; a line that shrinks (Twilio corrected it) keeps its average price.
+# One statement per pull, records passed as one JSON array (cheaper than thousands of bound parameters).
+# Prices are the LC Phone price book in force at the read (as pricebook.selectors.lc_phone_prices_in_force);
+# a category with no price-book row passes through at Twilio's price, as does every Twilio sub-account.
+# On conflict: an older read never overwrites a newer one, an unchanged line is not touched (its revision
+# stays), units added since the last pull are priced at today's price book while already-priced units keep
+# theirs, and a line that shrinks (Twilio corrected it) keeps its average price.
 _UPSERT = """
+WITH prices AS (
+    SELECT DISTINCT ON (category) category, unit_price
+    FROM pricebook_lcphoneprice
+    WHERE %(use_price_book)s AND effective_from <= %(fetched_at)s
+    ORDER BY category, effective_from DESC
+), incoming AS (
+    SELECT r->>0 AS category, (r->>1)::date AS day, r->>2 AS product, r->>3 AS usage_unit,
+           round((r->>4)::numeric, 6) AS count, round((r->>5)::numeric, 6) AS units,
+           round((r->>6)::numeric, 6) AS twilio_price
+    FROM jsonb_array_elements(%(records)s::jsonb) AS r
+), changed AS (
+    -- Most lines are unchanged from one pull to the next: leaving them out here spares ON CONFLICT
+    -- locking (and so rewriting) every one of them.
+    SELECT i.* FROM incoming i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM phone_usageline l
+        WHERE l.subaccount_id = %(subaccount_id)s AND l.day = i.day AND l.category = i.category
+          AND l.account_sid = %(account_sid)s
+          AND (l.count, l.units, l.twilio_price) = (i.count, i.units, i.twilio_price)
+    )
+)
 INSERT INTO phone_usageline AS line
     (subaccount_id, provider, account_sid, category, day, product, usage_unit, count, units, twilio_price,
      unit_price, cost, billed_cost, revision, fetched_at, created_at, updated_at)
-VALUES %s
-ON CONFLICT (subaccount_id, account_sid, category, day) DO UPDATE SET
+SELECT %(subaccount_id)s, %(provider)s, %(account_sid)s, i.category, i.day, i.product, i.usage_unit, i.count,
+       i.units, i.twilio_price, p.unit_price, COALESCE(round(i.units * p.unit_price, 6), i.twilio_price),
+       0, 1, %(fetched_at)s, %(now)s, %(now)s
+FROM changed i LEFT JOIN prices p USING (category)
+ON CONFLICT (subaccount_id, day, category, account_sid) DO UPDATE SET
     provider = EXCLUDED.provider,
     product = EXCLUDED.product,
     usage_unit = EXCLUDED.usage_unit,
@@ -122,7 +153,6 @@ WHERE line.fetched_at <= EXCLUDED.fetched_at
   AND (line.count, line.units, line.twilio_price)
       IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.units, EXCLUDED.twilio_price)
 """
-_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 1, %s, %s, %s)"
 
 
 def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records: Iterable[UsageRecord],
@@ -131,28 +161,27 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
     latest: dict[tuple[str, date], UsageRecord] = {}
     for record in records:
         latest[(record.category, record.day)] = record  # a record repeated across pages counts once
-    now = timezone.now()
-    with transaction.atomic():
-        locked = SubAccountProvider.objects.select_for_update().get(pk=provider.pk)
-        if locked.provider != provider.provider or locked.account_sid != account_sid:
-            log.info("Sub-account %s changed provider during a pull; its result is dropped", locked.subaccount_id)
+    payload = json.dumps([
+        [category, day.isoformat(), record.product, record.usage_unit, str(record.count), str(record.usage),
+         str(record.price)]
+        for (category, day), record in sorted(latest.items())
+    ])
+    # One cursor, three round trips (lock, upsert, commit): at ~100 lines per sub-account the fixed cost of
+    # each statement matters as much as the rows (see bench/usage_pull.py).
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The pull is idempotent and the next one rewrites the same window, so a commit lost in a server
+        # crash costs nothing; not waiting for the WAL flush makes each sub-account's commit cheap.
+        cursor.execute(_LOCK_PROVIDER, [provider.pk])
+        kind, lc_phone_account_sid, twilio_account_sid, subaccount_id = cursor.fetchone()
+        current_sid = lc_phone_account_sid if kind == PhoneProvider.LC_PHONE else twilio_account_sid
+        if kind != provider.provider or current_sid != account_sid:
+            log.info("Sub-account %s changed provider during a pull; its result is dropped", subaccount_id)
             return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
-        prices = lc_phone_prices_in_force(at=fetched_at) if locked.provider == PhoneProvider.LC_PHONE else {}
-        rows = []
-        for (category, day), record in sorted(latest.items()):
-            twilio_price = _micro(record.price)
-            unit_price = prices.get(category)
-            # Categories without a price-book row (carrier fees, ...) pass through at Twilio's price.
-            cost = twilio_price if unit_price is None else _micro(record.usage * unit_price)
-            rows.append((locked.subaccount_id, locked.provider, account_sid, category, day, record.product,
-                         record.usage_unit, record.count, record.usage, twilio_price, unit_price, cost,
-                         fetched_at, now, now))
-        changed = 0
-        if rows:
-            with connection.cursor() as cursor:
-                execute_values(cursor.cursor, _UPSERT, rows, template=_ROW, page_size=len(rows))  # type: ignore[attr-defined]
-                changed = cursor.rowcount
-        locked.last_pulled_at = fetched_at
-        locked.last_error, locked.last_error_at = "", None
-        locked.save(update_fields=["last_pulled_at", "last_error", "last_error_at", "updated_at"])
+        now = timezone.now()
+        cursor.execute(_MARK_PULLED + (_UPSERT if latest else ""), {
+            "provider_id": provider.pk, "use_price_book": kind == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
+            "records": payload, "subaccount_id": subaccount_id, "provider": kind, "account_sid": account_sid,
+            "now": now,
+        })
+        changed = cursor.rowcount if latest else 0
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)

@@ -17,8 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from stripe_connect.gateway import AgencyStripe, webhook_event_construct
-from stripe_connect.models import WebhookEvent
+from stripe_connect.gateway import AgencyStripe, account_retrieve, webhook_event_construct
+from stripe_connect.models import ConnectedAccount, WebhookEvent
 from stripe_connect.selectors import agency_for_stripe_account
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ def webhook_event_handle(*, inbox_id: int) -> WebhookEvent:
                 return inbox
             inbox.attempts += 1
             handler = _tenant_handlers().get(inbox.event_type)
-            if inbox.agency is None or handler is None:
+            if inbox.agency is not None and inbox.event_type == "account.application.deauthorized":
+                _on_deauthorized(account_id=inbox.account_id)
+                inbox.status = WebhookEvent.Status.HANDLED
+            elif inbox.agency is None or handler is None:
                 # Platform-account events (no `account`) have no handler yet: the agency-wallet work adds them.
                 inbox.status = WebhookEvent.Status.IGNORED
             else:
@@ -79,6 +82,16 @@ def webhook_event_handle(*, inbox_id: int) -> WebhookEvent:
             status=WebhookEvent.Status.FAILED, last_error=repr(error)[:2000], attempts=F("attempts") + 1
         )
         raise
+
+
+def _on_deauthorized(*, account_id: str) -> None:
+    """The agency disconnected us from its Stripe dashboard. Believe Stripe, not the event: forget the
+    account only if Stripe no longer lets us reach it."""
+    try:
+        account_retrieve(account_id)
+    except (stripe.PermissionError, stripe.AuthenticationError, stripe.InvalidRequestError):
+        ConnectedAccount.objects.filter(account_id=account_id).delete()
+        logger.info("Stripe account %s deauthorized our platform; disconnected", account_id)
 
 
 def _object_id(payload: dict[str, Any]) -> str:

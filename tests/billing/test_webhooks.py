@@ -152,3 +152,25 @@ def test_an_event_whose_handling_fails_is_kept_and_handled_on_stripes_retry(worl
     stored.refresh_from_db()
     assert (stored.status, stored.attempts) == (WebhookEvent.Status.HANDLED, 2)
     assert _card(world.a, profile) == (pm.id, "4242")
+
+
+def test_an_agency_disconnecting_us_at_stripe_disconnects_it_here(world, connected, localstripe, raw_stripe):
+    from devservices.localstripe_server import register_account
+    from stripe_connect.models import ConnectedAccount
+
+    # given agency A's account is reachable: a (forged or stale) deauthorization changes nothing
+    register_account(localstripe, account_id=ACCT_A, name="Alpha")
+    payload = event_payload(event_id="evt_deauth_1", event_type="account.application.deauthorized",
+                            obj={"id": "ca_rebill", "object": "application"}, account=ACCT_A)
+    assert post_webhook(payload, sign(payload)).status_code == 200
+    assert ConnectedAccount.objects.filter(account_id=ACCT_A).exists()
+
+    # when the agency really revokes our access at Stripe
+    raw_stripe.oauth.deauthorize(params={"client_id": "ca_rebill", "stripe_user_id": ACCT_A})
+    payload = event_payload(event_id="evt_deauth_2", event_type="account.application.deauthorized",
+                            obj={"id": "ca_rebill", "object": "application"}, account=ACCT_A)
+    assert post_webhook(payload, sign(payload)).status_code == 200
+
+    # then agency A is disconnected, and B is not
+    assert not ConnectedAccount.objects.filter(account_id=ACCT_A).exists()
+    assert ConnectedAccount.objects.filter(account_id=ACCT_B).exists()

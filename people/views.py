@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from people.forms import SetPasswordForm, SignInForm
 from people.services import LoginRefused, invitation_accept, invitation_user, user_sign_in
 from rebill.forms import add_service_errors
+from rebill.tenancy import in_public_schema
 
 
 @require_http_methods(["GET", "POST"])
@@ -23,7 +24,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             next_url = request.POST.get("next", "")
             if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
                 return redirect(next_url)
-            return redirect("admin:index" if request.tenant.is_platform else "home")
+            return redirect("admin:index" if in_public_schema() else "home")
     return render(request, "people/sign_in.html", {"form": form, "next": request.GET.get("next", "")})
 
 

@@ -12,6 +12,7 @@ from agencies.plans import Plan
 from agencies.services import agency_create, platform_tenant_ensure
 from people.models import User
 from people.services import user_create
+from phone.demo import demo_phone_providers
 from subaccounts.models import Membership, SubAccount
 from subaccounts.services import membership_add, subaccount_create
 
@@ -87,4 +88,6 @@ def demo_seed(*, password: str) -> list[tuple[str, str, str]]:
                         membership_add(subaccount=subaccount, email=email, full_name=f"{client_name} {local_part}",
                                        role=role, password=password, by=admin)
                     logins.append((where, email, f"{Membership.Role(role).label} of {client_name}"))
+            demo_phone_providers(slug=demo.slug, subaccounts=list(SubAccount.objects.filter(name__in=demo.subaccounts)
+                                                                  .order_by("pk")), by=admin)
     return logins

@@ -77,6 +77,21 @@ class Stack:
         register_webhook(service.url, url=f"http://localhost:{self.web_port}/stripe/webhook/", secret=webhook_secret)
         say(f"Stripe (localstripe) on {service.url}")
 
+    def start_fake_twilio(self) -> None:
+        """No TWILIO_API_BASE: the fake Twilio (demo usage growing through the day), with the platform's master
+        account in it for LC Phone."""
+        if os.environ.get("TWILIO_API_BASE"):
+            return
+        from devservices.fake_twilio import start_fake_twilio
+        from phone.demo import DEMO_MASTER_AUTH_TOKEN, DEMO_MASTER_SID, fake_twilio_demo_master
+
+        service = start_fake_twilio(free_port(), demo=True, log_path=str(self.logs / "fake_twilio.log"))
+        self.services.append(service)
+        fake_twilio_demo_master(service.url)
+        self.env.update({"TWILIO_API_BASE": service.url, "TWILIO_MASTER_ACCOUNT_SID": DEMO_MASTER_SID,
+                         "TWILIO_MASTER_AUTH_TOKEN": DEMO_MASTER_AUTH_TOKEN})
+        say(f"Twilio (fake, with demo usage) on {service.url}")
+
     # The product --------------------------------------------------------------------------------------------------
     def manage(self, *args: str) -> None:
         subprocess.run(python_module("django", *args), env=self.child_env(), cwd=PROJECT_DIR, check=True)
@@ -113,6 +128,7 @@ class Stack:
         self.start_postgres()
         self.start_redis()
         self.start_stripe()
+        self.start_fake_twilio()
         self.manage("migrate_schemas", "--shared", "-v", "0")
         self.manage("migrate_schemas", "--tenant", "-v", "0")
         self.manage("seed_demo", "--password", DEMO_PASSWORD, "--host", f"localhost:{self.web_port}")

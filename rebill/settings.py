@@ -233,4 +233,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # The twilio SDK logs every request and its headers at INFO: ten lines per call, every 5 minutes per client.
+    "loggers": {"twilio.http_client": {"level": "WARNING"}},
 }

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from agencies.plans import PhoneProvider, rebilling_refusal
+from agencies.plans import PhoneProvider, Product, rebilling_refusal
 from people.models import User
 from phone.forms import TwilioCredentialsForm
 from phone.models import ProviderStatus, SubAccountProvider, UsageLine
@@ -33,6 +33,10 @@ class ProductUsage:
     product: str
     units: Decimal
     cost: Decimal
+
+    @property
+    def label(self) -> str:
+        return str(Product(self.product).label)
 
 
 @dataclass(frozen=True)

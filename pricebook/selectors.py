@@ -3,13 +3,14 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
-
 from pricebook.models import LcPhonePrice
 
 
 def lc_phone_prices_in_force(*, at: datetime) -> dict[str, Decimal]:
-    """category -> unit price in force at `at` (the latest row that had taken effect by then)."""
+    """category -> unit price in force at `at` (the latest row that had taken effect by then).
+
+    The usage store applies the same rule inside its upsert (phone/services/usage.py); a test holds them equal.
+    """
     rows = (
         LcPhonePrice.objects.filter(effective_from__lte=at)
         .order_by("category", "-effective_from")
@@ -18,6 +19,3 @@ def lc_phone_prices_in_force(*, at: datetime) -> dict[str, Decimal]:
     )
     return dict(rows)
 
-
-def lc_phone_price_history(*, category: str) -> QuerySet[LcPhonePrice]:
-    return LcPhonePrice.objects.filter(category=category).order_by("-effective_from")

@@ -33,6 +33,7 @@ class PullOutcome(StrEnum):
     SKIPPED_CREDENTIALS_INVALID = "skipped: credentials invalid"
     CREDENTIALS_REJECTED = "credentials rejected"
     PROVIDER_CHANGED = "provider changed during the pull"
+    PROVIDER_GONE = "provider removed before the pull ran"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
     Raises UsageFetchError when Twilio stays unreachable after the client's retries (recorded on the
     provider for the agency to see; the next pull covers the same days again).
     """
-    provider = SubAccountProvider.objects.select_related("subaccount").get(pk=provider_id)
+    provider = SubAccountProvider.objects.filter(pk=provider_id).first()
+    if provider is None:  # queued before its sub-account was deleted
+        return PullResult(PullOutcome.PROVIDER_GONE)
     if provider.status == ProviderStatus.CREDENTIALS_INVALID:
         return PullResult(PullOutcome.SKIPPED_CREDENTIALS_INVALID)
     fetched_at = timezone.now()
@@ -172,7 +175,10 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
         # The pull is idempotent and the next one rewrites the same window, so a commit lost in a server
         # crash costs nothing; not waiting for the WAL flush makes each sub-account's commit cheap.
         cursor.execute(_LOCK_PROVIDER, [provider.pk])
-        kind, lc_phone_account_sid, twilio_account_sid, subaccount_id = cursor.fetchone()
+        row = cursor.fetchone()
+        if row is None:
+            return PullResult(PullOutcome.PROVIDER_GONE, records=len(latest))
+        kind, lc_phone_account_sid, twilio_account_sid, subaccount_id = row
         current_sid = lc_phone_account_sid if kind == PhoneProvider.LC_PHONE else twilio_account_sid
         if kind != provider.provider or current_sid != account_sid:
             log.info("Sub-account %s changed provider during a pull; its result is dropped", subaccount_id)

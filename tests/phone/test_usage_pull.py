@@ -282,3 +282,24 @@ def test_a_pull_for_a_provider_that_changed_meanwhile_is_dropped(world, twilio):
         result = usage_lines_store(provider=provider, account_sid=old_sid, records=[late], fetched_at=timezone.now())
         assert result.outcome == PullOutcome.PROVIDER_CHANGED
         assert not UsageLine.objects.filter(subaccount=provider.subaccount).exists()
+
+
+def test_pull_tasks_sent_without_a_schema_fail_loudly(world):
+    from django.db import connection
+
+    from phone.tasks import usage_pull_agency, usage_pull_subaccount
+    from rebill.celery import MissingTenantSchema
+
+    connection.set_schema_to_public()
+    for result in (usage_pull_agency.apply(), usage_pull_subaccount.apply(args=[1])):
+        assert result.failed() and isinstance(result.result, MissingTenantSchema)
+
+
+def test_a_pull_queued_for_a_provider_since_removed_does_nothing(world, twilio):
+    from phone.models import SubAccountProvider
+
+    with tenant_context(world.a.agency):
+        provider = use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin)
+        SubAccountProvider.objects.filter(pk=provider.pk).delete()
+        assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.PROVIDER_GONE
+        assert not UsageLine.objects.exists()

@@ -109,11 +109,16 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
 
         # (b) the store step alone: parse, map, upsert (one locked transaction per sub-account, as in a pull)
         fetched_at = timezone.now()
+        timings = StatementTimings()
+        parse_seconds = 0.0
         began = time.perf_counter()
-        for provider in providers:
-            sid = provider.lc_phone_account_sid
-            records = [record for raw in raw_pages[provider.pk] if (record := parse_usage_record(raw, sid))]
-            usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=fetched_at)
+        with connection.execute_wrapper(timings):
+            for provider in providers:
+                sid = provider.lc_phone_account_sid
+                parse_began = time.perf_counter()
+                records = [record for raw in raw_pages[provider.pk] if (record := parse_usage_record(raw, sid))]
+                parse_seconds += time.perf_counter() - parse_began
+                usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=fetched_at)
         store_seconds = time.perf_counter() - began
         assert UsageLine.objects.count() == lines, "the store step must produce the lines the pull did"
 
@@ -138,12 +143,30 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
     say(f"(c) plain COPY                : {copy_rate:>10,.0f} rows/s  ({copy_seconds:.2f} s)")
     say(f"store/COPY = {store_rate / copy_rate:.2f}   pull/COPY = {pull_rate / copy_rate:.2f}"
         "   (goal store/COPY >= 0.5)")
+    say(f"    where (b) goes: parse {parse_seconds:.2f} s, lock {timings.seconds['lock']:.2f} s, "
+        f"upsert statement {timings.seconds['upsert']:.2f} s, the rest (map, payload, transaction, commit) "
+        f"{store_seconds - parse_seconds - timings.seconds['lock'] - timings.seconds['upsert']:.2f} s")
     say("For reference:")
     say(f"    store again, nothing changed : {lines / restore_seconds:>10,.0f} rows/s  ({restore_seconds:.2f} s)")
     indexed_rate = lines / indexed_copy_seconds
     say(f"    COPY into a copy of phone_usageline (its indexes, no FK): {indexed_rate:,.0f} rows/s"
         f"  -> store/that = {store_rate / indexed_rate:.2f}")
     return 0
+
+
+class StatementTimings:
+    """A Django execute wrapper: time spent in the lock and in the upsert statements."""
+
+    def __init__(self) -> None:
+        self.seconds = {"lock": 0.0, "upsert": 0.0, "other": 0.0}
+
+    def __call__(self, execute, sql, params, many, context):
+        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "INSERT INTO phone_usageline" in sql else "other"
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds[kind] += time.perf_counter() - began
 
 
 def _raw_records(fake_url: str, account_sid: str, start, end) -> list[dict]:

@@ -3,13 +3,14 @@ Celery worker (each agency's pull writes only its own schema). What these tests 
 
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
 
 from agencies.tasks import fan_out_to_agencies
-from devservices.fake_twilio import inject_fault
+from devservices.fake_twilio import inject_fault, request_log
 from phone.models import ProviderChange, SubAccountProvider, UsageLine
 from phone.services import usage_pull
 from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
@@ -79,6 +80,11 @@ def test_two_pulls_of_one_sub_account_at_once_give_the_same_lines_as_one(world, 
             return {row[1:] for row in snapshot(lines)}  # without the account SID
 
         assert comparable(raced) == comparable(single)
+
+    # and the two reads really overlapped: both reached Twilio before the first one's 0.3 s reply
+    first, second = [datetime.fromisoformat(r["time"]) for r in request_log(twilio.url, racing.lc_phone_account_sid)
+                     if r["path"].endswith("/Usage/Records/Daily.json")][:2]
+    assert abs((second - first).total_seconds()) < 0.3
 
 
 def test_beat_fan_out_pulls_every_agency_into_its_own_schema(world, twilio, committed, celery_worker):

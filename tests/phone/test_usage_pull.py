@@ -303,3 +303,17 @@ def test_a_pull_queued_for_a_provider_since_removed_does_nothing(world, twilio):
         SubAccountProvider.objects.filter(pk=provider.pk).delete()
         assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.PROVIDER_GONE
         assert not UsageLine.objects.exists()
+
+
+def test_a_401_for_credentials_replaced_meanwhile_does_not_mark_the_new_ones_invalid(world, twilio):
+    from phone.services import provider_mark_credentials_invalid
+
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        token_the_pull_used = provider.twilio_auth_token_encrypted
+        # an admin saves the credentials again (a new ciphertext) while a pull with the old ones is failing
+        use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        assert not provider_mark_credentials_invalid(provider=provider, encrypted_token=token_the_pull_used,
+                                                     reason="401")
+        provider.refresh_from_db()
+        assert provider.status == ProviderStatus.ACTIVE

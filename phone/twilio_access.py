@@ -30,7 +30,7 @@ def twilio_base_url() -> str | None:
 
 
 def twilio_retry() -> RetryPolicy:
-    backoff = float(settings.TWILIO_RETRY_BACKOFF_SECONDS)
+    backoff: float = settings.TWILIO_RETRY_BACKOFF_SECONDS  # seconds, not money
     # Scaled from the first delay: 0.5 s gives the client's defaults (30 s cap, Retry-After honoured up to 60 s).
     return RetryPolicy(max_attempts=settings.TWILIO_RETRY_MAX_ATTEMPTS, backoff=backoff,
                        max_backoff=60 * backoff, max_retry_after=120 * backoff)
@@ -41,7 +41,7 @@ def twilio_page_size() -> int:
 
 
 def twilio_timeout() -> float:
-    return float(settings.TWILIO_TIMEOUT_SECONDS)
+    return settings.TWILIO_TIMEOUT_SECONDS  # seconds, read from the env as a float
 
 
 def master_access() -> TwilioAccess:

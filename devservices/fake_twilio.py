@@ -393,17 +393,23 @@ class FakeTwilio:
                 return caller, twilio_error(404, 20404, message)
         return caller, None
 
-    async def daily(self, request: web.Request) -> web.Response:
+    async def _target_account(self, request: web.Request) -> tuple[Account | None, web.Response | None]:
+        """Log the request, apply the account's injected faults, then authenticate: (account, refusal)."""
         sid = request.match_info["sid"]
         creds = _basic_auth(request)
         self._log(request, sid, creds[0] if creds else None)
         acct = self.state.accounts.get(sid)
         if (fault := await self._apply_faults(acct)) is not None:
-            return fault
+            return acct, fault
         _, error = self._authenticate(request, sid)
-        if error is not None:
-            return error
+        return acct, error
+
+    async def daily(self, request: web.Request) -> web.Response:
+        acct, refusal = await self._target_account(request)
+        if refusal is not None:
+            return refusal
         assert acct is not None
+        sid = acct.sid
         q = request.query
         today = datetime.now(UTC).date()
         try:
@@ -471,15 +477,9 @@ class FakeTwilio:
         return web.Response(body=text.encode(), content_type="application/json")
 
     async def account(self, request: web.Request) -> web.Response:
-        sid = request.match_info["sid"]
-        creds = _basic_auth(request)
-        self._log(request, sid, creds[0] if creds else None)
-        acct = self.state.accounts.get(sid)
-        if (fault := await self._apply_faults(acct)) is not None:
-            return fault
-        _, error = self._authenticate(request, sid)
-        if error is not None:
-            return error
+        acct, refusal = await self._target_account(request)
+        if refusal is not None:
+            return refusal
         assert acct is not None
         if request.method == "POST":
             form = await request.post()

@@ -109,6 +109,17 @@ def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token:
 _CHANGED_MEANWHILE = "Someone else changed this sub-account's phone provider just now; reload and try again."
 
 
+def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, before: dict[str, Any]
+                        ) -> SubAccountProvider:
+    """Save a provider that was just (re)configured as active, with its audit row, in the caller's transaction."""
+    provider.status = ProviderStatus.ACTIVE
+    provider.last_error, provider.last_error_at = "", None
+    provider.save()
+    ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
+                                  after=_snapshot(provider))
+    return provider
+
+
 @transaction.atomic
 def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, by: User) -> SubAccountProvider:
     provider = _locked_provider(subaccount)
@@ -122,12 +133,7 @@ def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, b
     provider.twilio_account_sid = account_sid
     provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
     provider.twilio_auth_token_last4 = auth_token[-4:]
-    provider.status = ProviderStatus.ACTIVE
-    provider.last_error, provider.last_error_at = "", None
-    provider.save()
-    ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
-                                  after=_snapshot(provider))
-    return provider
+    return _activate_and_audit(provider=provider, by=by, action=action, before=before)
 
 
 def _lc_phone_friendly_name(subaccount: SubAccount) -> str:
@@ -170,12 +176,7 @@ def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: Use
     provider.twilio_account_sid = ""
     provider.twilio_auth_token_encrypted = ""
     provider.twilio_auth_token_last4 = ""
-    provider.status = ProviderStatus.ACTIVE
-    provider.last_error, provider.last_error_at = "", None
-    provider.save()
-    ProviderChange.objects.create(subaccount=subaccount, by=by, action=action, before=before,
-                                  after=_snapshot(provider))
-    return provider
+    return _activate_and_audit(provider=provider, by=by, action=action, before=before)
 
 
 def _lc_phone_subaccount_create(subaccount: SubAccount) -> str:

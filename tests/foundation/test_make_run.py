@@ -48,6 +48,7 @@ def stack_run_dir():
     run_dir = PROJECT_DIR / ".run" / f"stack-test-{uuid.uuid4().hex[:8]}"
     yield run_dir
     shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.with_suffix(".log").unlink(missing_ok=True)
 
 
 def test_make_run_serves_the_seeded_demo_and_stops_cleanly(stack_run_dir):

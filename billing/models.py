@@ -1,5 +1,6 @@
 """A sub-account's billing with the agency (agency schema): its Stripe customer and card on file, card setups,
-payment requests (links emailed, customers linked), payment intents seen, and an audit trail."""
+payment requests (links emailed, customers linked), payment intents seen. Their audit rows go to the
+sub-account audit log (subaccounts.AuditEntry)."""
 
 from django.conf import settings
 from django.db import models
@@ -127,28 +128,3 @@ class PaymentIntentRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payment_intent_id} ({self.status})"
-
-
-class BillingAuditEntry(models.Model):
-    """Who changed what about a sub-account's billing, before and after. Insert-only."""
-
-    class Action(models.TextChoices):
-        CARD_SET = "card_set", "Card on file set"
-        CARD_REMOVED = "card_removed", "Card removed"
-        CARD_SYNCED = "card_synced", "Card updated from Stripe"
-        CUSTOMER_LINKED = "customer_linked", "Stripe customer linked"
-        PAYMENT_LINK_SENT = "payment_link_sent", "Payment link sent"
-        PAYMENT_LINK_USED = "payment_link_used", "Payment link used"
-
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="billing_audit")
-    actor = models.CharField(max_length=254)
-    action = models.CharField(max_length=30, choices=Action.choices)
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"{self.action} by {self.actor}"

@@ -18,7 +18,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import BillingAuditEntry, BillingProfile, CardSetup, PaymentRequest
+from billing.models import BillingProfile, CardSetup, PaymentRequest
 from billing.selectors import (
     is_account_admin,
     payment_link_refusal_for,
@@ -30,7 +30,8 @@ from people.models import User
 from rebill.tenancy import current_schema
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
-from subaccounts.models import SubAccount
+from subaccounts.audit import audit_record
+from subaccounts.models import AuditEntry, SubAccount
 from subaccounts.selectors import subaccount_account_admins
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,6 @@ def _require_account_admin(*, subaccount: SubAccount, user: User) -> None:
 
 def _card_state(profile: BillingProfile) -> dict[str, Any]:
     return {name: getattr(profile, name) for name in CARD_FIELDS}
-
-
-def _audit(*, subaccount: SubAccount, actor: str, action: str, before: dict[str, Any] | None = None,
-           after: dict[str, Any] | None = None) -> None:
-    BillingAuditEntry.objects.create(subaccount=subaccount, actor=actor, action=action, before=before or {},
-                                     after=after or {})
 
 
 def _profile_locked(subaccount: SubAccount) -> BillingProfile:
@@ -121,7 +116,7 @@ def billing_card_sync(*, profile: BillingProfile, api: AgencyStripe, actor: str 
     if after != before:
         profile.card_updated_at = timezone.now()
         profile.save(update_fields=[*CARD_FIELDS, "card_updated_at"])
-        _audit(subaccount=profile.subaccount, actor=actor, action=BillingAuditEntry.Action.CARD_SYNCED,
+        audit_record(subaccount=profile.subaccount, actor=actor, action=AuditEntry.Action.CARD_SYNCED,
                before=before, after=after)
     return profile
 
@@ -207,7 +202,7 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     setup.completed_at = timezone.now()
     setup.save(update_fields=["status", "completed_at"])
     profile = billing_card_sync(profile=profile, api=api, actor=actor)
-    _audit(subaccount=setup.subaccount, actor=actor, action=BillingAuditEntry.Action.CARD_SET, before=before,
+    audit_record(subaccount=setup.subaccount, actor=actor, action=AuditEntry.Action.CARD_SET, before=before,
            after=_card_state(profile))
     return setup
 
@@ -230,7 +225,7 @@ def card_remove(*, subaccount: SubAccount, by: User) -> BillingProfile:
         api.customer_set_default_payment_method(profile.stripe_customer_id, others[0].id,
                                                 idempotency_key=_key("default_after_detach", profile.pk, removing))
     profile = billing_card_sync(profile=profile, api=api, actor=by.email)
-    _audit(subaccount=subaccount, actor=by.email, action=BillingAuditEntry.Action.CARD_REMOVED, before=before,
+    audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.CARD_REMOVED, before=before,
            after=_card_state(profile))
     return profile
 
@@ -261,7 +256,7 @@ def payment_link_send(*, subaccount: SubAccount, by: User, link_url: Callable[[s
     url = link_url(payment_link_token(request=request))
     agency_name = current_agency().name
     days = settings.PAYMENT_LINK_MAX_AGE.days
-    _audit(subaccount=subaccount, actor=by.email, action=BillingAuditEntry.Action.PAYMENT_LINK_SENT,
+    audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_SENT,
            after={"payment_request": request.pk, "recipients": recipients})
     transaction.on_commit(lambda: send_mail(
         subject=f"{agency_name}: add a card for {subaccount.name}",
@@ -290,7 +285,7 @@ def payment_link_use(*, token: str, by: User) -> PaymentRequest:
     request.used_by = by
     request.status = PaymentRequest.Status.OPENED
     request.save(update_fields=["used_at", "used_by", "status"])
-    _audit(subaccount=request.subaccount, actor=by.email, action=BillingAuditEntry.Action.PAYMENT_LINK_USED,
+    audit_record(subaccount=request.subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_USED,
            after={"payment_request": request.pk})
     return request
 
@@ -328,6 +323,6 @@ def stripe_customer_link(*, subaccount: SubAccount, customer_id: str, by: User) 
     profile.stripe_customer_id = customer.id
     profile.save(update_fields=["stripe_account_id", "stripe_customer_id"])
     profile = billing_card_sync(profile=profile, api=api, actor=by.email)
-    _audit(subaccount=subaccount, actor=by.email, action=BillingAuditEntry.Action.CUSTOMER_LINKED, before=before,
+    audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.CUSTOMER_LINKED, before=before,
            after={"stripe_customer_id": customer.id, **_card_state(profile)})
     return request

@@ -5,9 +5,9 @@ import re
 import pytest
 from django_tenants.utils import tenant_context
 
-from billing.models import BillingAuditEntry, BillingProfile, CardSetup
+from billing.models import BillingProfile, CardSetup
 from devservices.localstripe_server import clear_recorded_requests
-from subaccounts.models import Membership
+from subaccounts.models import AuditEntry, Membership
 from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.billing.helpers import confirm_like_stripe_js, profile_of
 from tests.conftest import client_for
@@ -206,6 +206,6 @@ def test_card_changes_are_audited(world, connected, localstripe):
     _start_and_confirm(client_for(world.a, world.a.account_admins[0]), world.a, subaccount, localstripe)
 
     with tenant_context(world.a.agency):
-        entry = BillingAuditEntry.objects.get(subaccount=subaccount, action=BillingAuditEntry.Action.CARD_SET)
+        entry = AuditEntry.objects.get(subaccount=subaccount, action=AuditEntry.Action.CARD_SET)
     assert entry.actor == world.a.account_admins[0].email
     assert entry.before["card_last4"] == "" and entry.after["card_last4"] == "4242"

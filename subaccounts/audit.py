@@ -1,0 +1,14 @@
+"""The sub-account audit log's one writer. Call it inside the transaction of the change it records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from subaccounts.models import AuditEntry, SubAccount
+
+
+def audit_record(*, subaccount: SubAccount | int, actor: str, action: str, before: dict[str, Any] | None = None,
+                 after: dict[str, Any] | None = None) -> AuditEntry:
+    subaccount_id = subaccount if isinstance(subaccount, int) else subaccount.pk
+    return AuditEntry.objects.create(subaccount_id=subaccount_id, actor=actor, action=action, before=before or {},
+                                     after=after or {})

@@ -154,6 +154,10 @@ def _authorize_page(*, status: int = 200, body: str) -> web.Response:
     return web.Response(status=status, text=page, content_type="text/html")
 
 
+def _authorize_refused(refusal: str) -> web.Response:
+    return _authorize_page(status=400, body=f'<h1>Connect with Stripe</h1><p role="alert">{html.escape(refusal)}</p>')
+
+
 def _authorize_refusal(query: Any) -> str | None:
     """What real Stripe's authorize page would refuse (it shows an error instead of redirecting)."""
     if not str(query.get("client_id", "")).startswith("ca_"):
@@ -171,7 +175,7 @@ async def _oauth_authorize_page(request: web.Request) -> web.Response:
     query = request.query
     refusal = _authorize_refusal(query)
     if refusal:
-        return _authorize_page(status=400, body=f"<h1>Connect with Stripe</h1><p role=\"alert\">{html.escape(refusal)}</p>")
+        return _authorize_refused(refusal)
     hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(str(query.get(name, "")))}">'
                      for name in ("client_id", "redirect_uri", "state", "scope"))
     return _authorize_page(body=(
@@ -190,7 +194,7 @@ async def _oauth_authorize_decide(request: web.Request) -> web.Response:
     form = await request.post()
     refusal = _authorize_refusal(form)
     if refusal:
-        return _authorize_page(status=400, body=f"<h1>Connect with Stripe</h1><p role=\"alert\">{html.escape(refusal)}</p>")
+        return _authorize_refused(refusal)
     answer: dict[str, str]
     if form_str(form, "decision") == "authorize":
         code = "ac_" + random_token(24)

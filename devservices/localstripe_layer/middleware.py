@@ -24,7 +24,6 @@ from devservices.localstripe_layer.core import (
 )
 from devservices.localstripe_layer.endpoints import API_ROUTES, CONTROL_ROUTES
 
-
 _CARD_ELEMENT_JS = Path(__file__).with_name("card_element.js")
 
 

@@ -7,6 +7,7 @@ from django_tenants.utils import tenant_context
 from phone.demo import demo_phone_providers, demo_spare_twilio_account
 from phone.models import SubAccountProvider
 from phone.services import provider_set_twilio
+from subaccounts.models import SubAccount
 from tests.factories import SubAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ def test_the_printed_spare_twilio_account_is_accepted_for_a_new_sub_account(worl
     # given the demo's phone seed ran for agency A
     with tenant_context(world.a.agency):
         demo_phone_providers(slug="alpha", subaccounts=list(world.a.subaccounts), by=world.a.admin)
-        new_client = SubAccountFactory(name="Tried in the demo")
+        new_client: SubAccount = SubAccountFactory(name="Tried in the demo")
 
         # when someone enters the spare credentials on a new sub-account
         sid, token = demo_spare_twilio_account("alpha")
@@ -42,7 +43,7 @@ def test_the_printed_spare_twilio_account_is_accepted_for_a_new_sub_account(worl
         # then the fake Twilio accepted them
         assert provider.twilio_account_sid == sid
         # and made-up credentials are refused, changing nothing
-        other = SubAccountFactory(name="Made up")
+        other: SubAccount = SubAccountFactory(name="Made up")
         with pytest.raises(ValidationError):
             provider_set_twilio(subaccount=other, account_sid="AC" + "0" * 32, auth_token="x" * 32, by=world.a.admin)
         assert not SubAccountProvider.objects.filter(subaccount=other).exists()

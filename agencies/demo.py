@@ -32,7 +32,8 @@ DEMO_AGENCIES = (
 
 
 def _demo_stripe_connect(agency: Agency) -> None:
-    """On localstripe the demo agencies start connected: it has no Connect OAuth page to click through."""
+    """On localstripe the demo agencies start connected, ready to try; agencies created later connect through
+    the local Stripe's authorize page (Settings → Stripe → Connect with Stripe)."""
     from django.conf import settings
 
     if not settings.STRIPE_API_BASE.startswith(("http://127.0.0.1:", "http://localhost:")):

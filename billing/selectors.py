@@ -54,6 +54,15 @@ def card_setup_for_account_admin(*, membership: Membership, setup_id: int) -> Ca
     return setup
 
 
+def card_setup_refusal_for_client(*, subaccount: SubAccount) -> str | None:
+    """Why the client cannot add a card yet, in words for the client (Settings → Stripe is not their page)."""
+    agency = current_agency()
+    if connected_account_for_agency(agency=agency) is None:
+        return (f"{agency.name} has not finished setting up card payments yet, so a card cannot be added here "
+                "for now. Please ask them to complete their setup; nothing is needed from you until then.")
+    return None
+
+
 def payment_request_refusal(*, subaccount: SubAccount) -> str | None:
     """Why the agency cannot ask this client for a card right now, or None."""
     if connected_account_for_agency(agency=current_agency()) is None:

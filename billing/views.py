@@ -16,6 +16,7 @@ from billing.models import CardSetup
 from billing.selectors import (
     billing_profile,
     card_setup_for_account_admin,
+    card_setup_refusal_for_client,
     company_billing_membership,
     manage_client_billing,
     payment_link_refusal_for,
@@ -48,6 +49,7 @@ def company_billing(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
     return render(request, "billing/company_billing.html", {
         "subaccount": membership.subaccount, "profile": billing_profile(subaccount=membership.subaccount),
+        "card_refusal": card_setup_refusal_for_client(subaccount=membership.subaccount),
     })
 
 
@@ -55,6 +57,10 @@ def company_billing(request: HttpRequest, subaccount_id: int) -> HttpResponse:
 @require_POST
 def card_setup_start_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    refusal = card_setup_refusal_for_client(subaccount=membership.subaccount)
+    if refusal:
+        messages.error(request, refusal)
+        return redirect("billing:company", subaccount_id=subaccount_id)
     try:
         setup = card_setup_start(subaccount=membership.subaccount, by=_user(request))
     except ValidationError as error:
@@ -97,9 +103,16 @@ def card_setup_done(request: HttpRequest, subaccount_id: int, setup_id: int) -> 
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def card_remove_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    """GET asks for confirmation; POST removes the card."""
     membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    if request.method == "GET":
+        profile = billing_profile(subaccount=membership.subaccount)
+        if profile is None or not profile.has_card:
+            return redirect("billing:company", subaccount_id=subaccount_id)
+        return render(request, "billing/card_remove_confirm.html",
+                      {"subaccount": membership.subaccount, "profile": profile})
     try:
         card_remove(subaccount=membership.subaccount, by=_user(request))
     except ValidationError as error:

@@ -3,7 +3,9 @@
     python -m devservices.localstripe_server --port 8420
 
 The layer (`devservices.localstripe_layer`) adds idempotency, `Stripe-Account` separation, Customer
-Search, a Connect OAuth fake and a request record. Control endpoints besides localstripe's own
+Search, a Connect OAuth fake (with the authorize page `GET /oauth/authorize` that "Connect with Stripe"
+opens: an Authorize button returns to the redirect_uri with a code), a card element in its Stripe.js that
+takes cards as people type them, and a request record. Control endpoints besides localstripe's own
 (`POST /_config/webhooks/<id>`, `DELETE /_config/data`):
 
     GET /_rebill/requests      every /v1 request: method, path, stripe_account, idempotency_key

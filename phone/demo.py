@@ -21,6 +21,12 @@ def demo_agency_twilio_account(slug: str) -> tuple[str, str]:
     return sid, hashlib.sha256(f"demo-token:{slug}".encode()).hexdigest()[:32]
 
 
+def demo_spare_twilio_account(slug: str) -> tuple[str, str]:
+    """A second "own" Twilio account of the demo agency in the fake, left unused so people trying the demo
+    can enter it in "Use the agency's own Twilio account" (a SID belongs to one sub-account only)."""
+    return demo_agency_twilio_account(f"{slug}-spare")
+
+
 def fake_twilio_demo_master(base_url: str) -> None:
     from devservices.fake_twilio import create_account
 
@@ -53,6 +59,8 @@ def demo_phone_providers(*, slug: str, subaccounts: list[Any], by: Any) -> None:
         provider_set_lc_phone(subaccount=lc_client, by=by)
     account_sid, auth_token = demo_agency_twilio_account(slug)
     create_account(base_url, account_sid, auth_token, friendly_name=f"{slug} (demo agency's own)", demo=True)
+    spare_sid, spare_token = demo_spare_twilio_account(slug)
+    create_account(base_url, spare_sid, spare_token, friendly_name=f"{slug} (demo, free to use)", demo=True)
     if not SubAccountProvider.objects.filter(subaccount=twilio_client).exists():
         provider_set_twilio(subaccount=twilio_client, account_sid=account_sid, auth_token=auth_token, by=by)
     for provider in SubAccountProvider.objects.filter(subaccount__in=[lc_client, twilio_client]):

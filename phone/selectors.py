@@ -16,7 +16,7 @@ from people.models import User
 from phone.forms import TwilioCredentialsForm
 from phone.models import ProviderStatus, SubAccountProvider, UsageLine
 from phone.services.usage import usage_window
-from subaccounts.models import SubAccount
+from subaccounts.models import Membership, SubAccount
 
 
 def providers_to_pull() -> QuerySet[SubAccountProvider]:
@@ -74,15 +74,39 @@ def provider_section(
     start, end = usage_window(now=timezone.now())
     usage: list[ProductUsage] = []
     if provider is not None:
-        rows = (
-            UsageLine.objects.filter(subaccount=subaccount, account_sid=provider.account_sid, day__gte=start,
-                                     day__lte=end)
-            .values("product").annotate(units=Sum("units"), cost=Sum("cost")).order_by("product")
-        )
-        usage = [ProductUsage(product=row["product"], units=row["units"], cost=row["cost"]) for row in rows]
+        usage = _usage_by_product(subaccount=subaccount, account_sid=provider.account_sid, start=start, end=end)
     agency = connection.tenant  # type: ignore[attr-defined]  # set by django-tenants
     note = rebilling_refusal(plan=agency.plan, provider=provider.provider if provider else None)
     if twilio_form is None:
         twilio_form = TwilioCredentialsForm(initial={"account_sid": provider.twilio_account_sid if provider else ""})
     return ProviderSection(subaccount=subaccount, provider=provider, window_start=start, window_end=end,
                            twilio_form=twilio_form, usage=usage, rebilling_note=note)
+
+
+@dataclass(frozen=True)
+class MemberUsage:
+    """What the client's own people see of their phone usage: provider and units, never the agency's cost."""
+
+    subaccount: SubAccount
+    provider: SubAccountProvider | None
+    window_start: date
+    window_end: date
+    usage: list[ProductUsage] = field(default_factory=list)
+
+
+def _usage_by_product(*, subaccount: SubAccount, account_sid: str, start: date, end: date) -> list[ProductUsage]:
+    rows = (
+        UsageLine.objects.filter(subaccount=subaccount, account_sid=account_sid, day__gte=start, day__lte=end)
+        .values("product").annotate(units=Sum("units"), cost=Sum("cost")).order_by("product")
+    )
+    return [ProductUsage(product=row["product"], units=row["units"], cost=row["cost"]) for row in rows]
+
+
+def usage_for_member(*, membership: Membership) -> MemberUsage:
+    """The sub-account dashboard's usage, for a member of that sub-account (the membership proves it)."""
+    subaccount = membership.subaccount
+    provider = SubAccountProvider.objects.filter(subaccount=subaccount).first()
+    start, end = usage_window(now=timezone.now())
+    usage = (_usage_by_product(subaccount=subaccount, account_sid=provider.account_sid, start=start, end=end)
+             if provider is not None else [])
+    return MemberUsage(subaccount=subaccount, provider=provider, window_start=start, window_end=end, usage=usage)

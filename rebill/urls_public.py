@@ -10,6 +10,7 @@ admin.site.site_header = "Rebill platform"
 admin.site.site_title = "Rebill platform"
 
 urlpatterns = [
+    path("favicon.ico", views.favicon),
     path("", views.platform_home, name="platform-home"),
     # Platform staff sign in through the same locked-out-after-failures form as everyone else.
     path("admin/login/", people_views.sign_in),

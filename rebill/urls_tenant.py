@@ -5,6 +5,7 @@ from django.urls import include, path
 from rebill import views
 
 urlpatterns = [
+    path("favicon.ico", views.favicon),
     path("", views.home, name="home"),
     path("", include("people.urls")),
     path("", include("subaccounts.urls")),

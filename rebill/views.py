@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 
 from subaccounts.selectors import subaccounts_for_member
 
@@ -18,3 +19,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def platform_home(request: HttpRequest) -> HttpResponse:
     return render(request, "platform_home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every domain (the admin's pages have no icon link of ours)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

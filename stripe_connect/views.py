@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from people.models import User
 from rebill.access import agency_admin_required
@@ -65,8 +65,14 @@ def stripe_connect_callback(request: HttpRequest) -> HttpResponse:
 
 
 @agency_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def stripe_disconnect(request: HttpRequest) -> HttpResponse:
+    """GET asks for confirmation; POST disconnects."""
+    if request.method == "GET":
+        connected = connected_account_for_agency(agency=request.tenant)  # type: ignore[attr-defined]
+        if connected is None:
+            return redirect("stripe_connect:settings")
+        return render(request, "stripe_connect/disconnect_confirm.html", {"connected": connected})
     try:
         stripe_account_disconnect(agency=request.tenant, by=request.user)  # type: ignore[attr-defined,arg-type]
     except ValidationError as error:

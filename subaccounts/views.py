@@ -11,12 +11,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from billing.selectors import manage_client_billing
 from people.models import User
 from people.services import invitation_send, invitation_token_make
-from phone.selectors import provider_section
+from phone.selectors import provider_section, usage_for_member
 from rebill.access import agency_admin_required, agency_staff_required
 from rebill.forms import add_service_errors
 from subaccounts.forms import MembershipAddForm, SubAccountForm
 from subaccounts.selectors import (
     membership_for_member,
+    subaccount_account_admins,
     subaccount_for_agency_staff,
     subaccount_memberships,
     subaccounts_for_agency_staff,
@@ -131,5 +132,10 @@ def subaccount_dashboard(request: HttpRequest, subaccount_id: int) -> HttpRespon
     return render(
         request,
         "subaccounts/dashboard.html",
-        {"subaccount": membership.subaccount, "membership": membership},
+        {
+            "subaccount": membership.subaccount,
+            "membership": membership,
+            "usage": usage_for_member(membership=membership),
+            "account_admins": subaccount_account_admins(subaccount=membership.subaccount),
+        },
     )

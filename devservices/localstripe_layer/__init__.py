@@ -3,7 +3,8 @@
 `install(app)` is called once by `devservices.localstripe_server` before the app starts. It adds:
 idempotency keys, Connect-style separation by the `Stripe-Account` header (with `account` stamped on
 webhook events), a record of /v1 requests, Customer Search, a few parameters localstripe rejects,
-and a fake of Connect OAuth plus `GET /v1/accounts/{id}`. Control endpoints live under `/_rebill/`.
+a fake of Connect OAuth (its authorize page included) plus `GET /v1/accounts/{id}`, and a card element
+appended to localstripe's Stripe.js (card_element.js). Control endpoints live under `/_rebill/`.
 """
 
 from __future__ import annotations

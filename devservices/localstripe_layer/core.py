@@ -37,6 +37,7 @@ class State:
     requests: list[Json] = field(default_factory=list)
     accounts: dict[str, Json] = field(default_factory=dict)
     used_codes: set[str] = field(default_factory=set)
+    code_accounts: dict[str, Json] = field(default_factory=dict)  # code issued by the authorize page -> account
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> account
     revoked: set[str] = field(default_factory=set)
 

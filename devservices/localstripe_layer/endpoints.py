@@ -4,9 +4,11 @@ Connect OAuth fake, and the `/_rebill/` control endpoints."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from localstripe import webhooks
@@ -142,6 +144,71 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
     return json_response({"error": error, "error_description": description}, status=status)
 
 
+def _authorize_page(*, status: int = 200, body: str) -> web.Response:
+    page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Connect with Stripe (local)</title>"
+            "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;"
+            "color:#1d2433}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #635bff;"
+            "background:#635bff;color:#fff;cursor:pointer}button.secondary{background:#fff;color:#635bff}"
+            "label{display:block;margin:1rem 0}input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}"
+            "small{color:#5d6b82}</style></head><body>" + body + "</body></html>")
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+def _authorize_refused(refusal: str) -> web.Response:
+    return _authorize_page(status=400, body=f'<h1>Connect with Stripe</h1><p role="alert">{html.escape(refusal)}</p>')
+
+
+def _authorize_refusal(query: Any) -> str | None:
+    """What real Stripe's authorize page would refuse (it shows an error instead of redirecting)."""
+    if not str(query.get("client_id", "")).startswith("ca_"):
+        return "No such application: the client_id is missing or invalid."
+    if query.get("response_type", "code") != "code":
+        return "Invalid response_type: only 'code' is supported."
+    redirect_uri = urlsplit(str(query.get("redirect_uri", "")))
+    if redirect_uri.scheme not in ("http", "https") or not redirect_uri.netloc:
+        return "Invalid redirect_uri: it must be an absolute http(s) URL."
+    return None
+
+
+async def _oauth_authorize_page(request: web.Request) -> web.Response:
+    """Stands in for connect.stripe.com's consent page: one Authorize button that returns with a code."""
+    query = request.query
+    refusal = _authorize_refusal(query)
+    if refusal:
+        return _authorize_refused(refusal)
+    hidden = "".join(f'<input type="hidden" name="{name}" value="{html.escape(str(query.get(name, "")))}">'
+                     for name in ("client_id", "redirect_uri", "state", "scope"))
+    return _authorize_page(body=(
+        "<h1>Connect with Stripe</h1>"
+        "<p>This is the local Stripe used in development: no real Stripe account is involved. "
+        "Authorizing creates a test-mode account and connects it.</p>"
+        '<form method="post" action="/oauth/authorize">' + hidden +
+        '<label>Business name <small>(shown as the account\'s name)</small>'
+        '<input name="business_name" value="" autocomplete="organization"></label>'
+        '<button type="submit" name="decision" value="authorize">Authorize</button> '
+        '<button type="submit" name="decision" value="deny" class="secondary">Cancel</button>'
+        "</form>"))
+
+
+async def _oauth_authorize_decide(request: web.Request) -> web.Response:
+    form = await request.post()
+    refusal = _authorize_refusal(form)
+    if refusal:
+        return _authorize_refused(refusal)
+    answer: dict[str, str]
+    if form_str(form, "decision") == "authorize":
+        code = "ac_" + random_token(24)
+        state.code_accounts[code] = {"name": form_str(form, "business_name").strip() or None, "email": None}
+        answer = {"code": code, "scope": form_str(form, "scope") or "read_write"}
+    else:
+        answer = {"error": "access_denied", "error_description": "The user denied your request"}
+    if form_str(form, "state"):
+        answer["state"] = form_str(form, "state")
+    redirect_uri = form_str(form, "redirect_uri")
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    raise web.HTTPFound(redirect_uri + separator + urlencode(answer))
+
+
 async def _oauth_token(request: web.Request) -> web.Response:
     form = await request.post()
     if not has_secret_key(request) and not form_str(form, "client_secret").startswith("sk_"):
@@ -156,7 +223,7 @@ async def _oauth_token(request: web.Request) -> web.Response:
         state.used_codes.add(code)
         # The same code always names the same account, so tests and the demo can predict it.
         account_id = "acct_" + hashlib.sha256(code.encode()).hexdigest()[:16]
-        state.accounts.setdefault(account_id, {"name": None, "email": None})
+        state.accounts.setdefault(account_id, state.code_accounts.pop(code, {"name": None, "email": None}))
     elif grant_type == "refresh_token":
         refresh = form_str(form, "refresh_token")
         if refresh not in state.refresh_tokens:
@@ -212,6 +279,8 @@ CONTROL_ROUTES: list[Route] = [
     ("DELETE", re.compile(r"/_rebill/requests"), _clear_requests),
     ("POST", re.compile(r"/_rebill/accounts"), _register_account),
     ("DELETE", re.compile(r"/_config/webhooks/(?P<id>[^/]+)"), _unregister_webhook),
+    ("GET", re.compile(r"/oauth/authorize"), _oauth_authorize_page),
+    ("POST", re.compile(r"/oauth/authorize"), _oauth_authorize_decide),
     ("POST", re.compile(r"/oauth/token"), _oauth_token),
     ("POST", re.compile(r"/oauth/deauthorize"), _oauth_deauthorize),
 ]

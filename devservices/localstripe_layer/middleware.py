@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aiohttp import web
 from localstripe.errors import UserError
@@ -23,11 +24,15 @@ from devservices.localstripe_layer.core import (
 )
 from devservices.localstripe_layer.endpoints import API_ROUTES, CONTROL_ROUTES
 
+_CARD_ELEMENT_JS = Path(__file__).with_name("card_element.js")
+
 
 @web.middleware
 async def rebill_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/v1/"):
         return await _api_request(request, handler)
+    if request.method == "GET" and request.path == "/js.stripe.com/v3/":
+        return await _stripe_js(request, handler)
     control = match_route(CONTROL_ROUTES, request)
     if control is not None:
         return await control(request)
@@ -35,6 +40,15 @@ async def rebill_middleware(request: web.Request, handler: Handler) -> web.Strea
     if request.method == "DELETE" and request.path == "/_config/data" and response.status < 300:
         state.reset()
     return response
+
+
+async def _stripe_js(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """localstripe's Stripe.js mock with our card element after it (see card_element.js)."""
+    response = await handler(request)
+    if response.status != 200 or not isinstance(response, web.Response) or response.text is None:
+        return response
+    return web.Response(text=response.text + "\n" + _CARD_ELEMENT_JS.read_text(),
+                        content_type="application/javascript", headers={"Cache-Control": "no-store"})
 
 
 async def _api_request(request: web.Request, handler: Handler) -> web.StreamResponse:

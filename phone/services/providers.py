@@ -114,6 +114,11 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     """Save a provider that was just (re)configured as active, with its audit row, in the caller's transaction."""
     provider.status = ProviderStatus.ACTIVE
     provider.last_error, provider.last_error_at = "", None
+    previous_sid = before.get("lc_phone_account_sid" if before.get("provider") == PhoneProvider.LC_PHONE
+                              else "twilio_account_sid", "")
+    if provider.account_sid != previous_sid:
+        # "Usage last read" spoke of the previous account; nothing of this one has been read yet.
+        provider.last_pulled_at = None
     provider.save()
     ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
                                   after=_snapshot(provider))

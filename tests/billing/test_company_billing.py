@@ -155,9 +155,21 @@ def test_the_last_card_cannot_be_removed_while_rebilling_is_on(world, connected,
     assert profile_of(world.a, subaccount).card_payment_method_id == card_id
     assert raw_stripe.v1.payment_methods.retrieve(card_id, options=on(ACCT_A)).customer is not None
 
-    # and once rebilling is off, it can be removed
+    # and once rebilling is off, Remove card first asks for confirmation, which changes nothing
     with tenant_context(world.a.agency):
         BillingProfile.objects.filter(subaccount=subaccount).update(rebilling_enabled=False)
+    page = client.get(f"/accounts/{subaccount.pk}/billing/").content.decode()
+    assert f'href="/accounts/{subaccount.pk}/billing/card/remove/"' in page
+    confirm = client.get(f"/accounts/{subaccount.pk}/billing/card/remove/")
+    assert confirm.status_code == 200 and "Remove this card?" in confirm.content.decode()
+    assert profile_of(world.a, subaccount).card_payment_method_id == card_id
+    assert raw_stripe.v1.payment_methods.retrieve(card_id, options=on(ACCT_A)).customer is not None
+    # (nobody else reaches that page: the agency's admin, or the other client's account admin)
+    assert client_for(world.a, world.a.admin).get(f"/accounts/{subaccount.pk}/billing/card/remove/").status_code == 404
+    assert client_for(world.a, world.a.account_admins[1]).get(
+        f"/accounts/{subaccount.pk}/billing/card/remove/").status_code == 404
+
+    # and once confirmed, it is removed
     response = client.post(f"/accounts/{subaccount.pk}/billing/card/remove/", follow=True)
     assert "Card removed." in response.content.decode()
     assert not profile_of(world.a, subaccount).has_card
@@ -167,11 +179,19 @@ def test_the_last_card_cannot_be_removed_while_rebilling_is_on(world, connected,
 def test_company_billing_refuses_clearly_while_the_agency_has_no_stripe(world, db, localstripe):
     subaccount = world.a.subaccounts[0]
     client = client_for(world.a, world.a.account_admins[0])
+    told = "Alpha Agency has not finished setting up card payments yet"
+
+    # the page says so up front, in the client's terms, and offers no button that would fail
+    page = client.get(f"/accounts/{subaccount.pk}/billing/").content.decode()
+    assert told in page and "Add a card</button>" not in page and "Settings → Stripe" not in page
 
     response = client.post(f"/accounts/{subaccount.pk}/billing/card/", follow=True)
 
-    assert "Connect your agency&#x27;s Stripe account first" in response.content.decode()
+    html = response.content.decode()
+    assert told in html and "Settings → Stripe" not in html
     assert api_requests(localstripe) == []
+    with tenant_context(world.a.agency):
+        assert not CardSetup.objects.exists()
 
 
 def test_each_agencys_requests_carry_its_own_account_and_never_the_others(world, connected, localstripe):

@@ -41,9 +41,17 @@ def test_an_agency_admin_connects_and_disconnects_stripe(world, db, localstripe,
     assert connected.account_id == _expected_account("ac_bravo_1")
     assert not ConnectedAccount.objects.filter(agency=world.a.agency).exists()
 
-    # and when they disconnect, Stripe revokes our access and the map forgets it
+    # and Disconnect first asks for confirmation, which changes nothing
+    confirm = admin.get("/agency/settings/stripe/disconnect/")
+    assert confirm.status_code == 200 and "Disconnect Stripe?" in confirm.content.decode()
+    assert 'method="post" action="/agency/settings/stripe/disconnect/"' in confirm.content.decode()
+    assert ConnectedAccount.objects.filter(agency=world.b.agency).exists()
+    raw_stripe.v1.customers.list(options=on(connected.account_id))  # still authorized
+
+    # and when they confirm, Stripe revokes our access, the map forgets it and Connect is offered again
     response = admin.post("/agency/settings/stripe/disconnect/", follow=True)
-    assert "Stripe disconnected." in response.content.decode() and "Not connected" in response.content.decode()
+    html = response.content.decode()
+    assert "Stripe disconnected." in html and "Not connected" in html and "Connect with Stripe" in html
     assert not ConnectedAccount.objects.exists()
     with pytest.raises(stripe.PermissionError):
         raw_stripe.v1.customers.list(options=on(connected.account_id))
@@ -89,6 +97,7 @@ def test_only_agency_admins_reach_stripe_settings(world, db):
         assert client.post("/agency/settings/stripe/connect/").status_code == 404
         assert client.get("/agency/settings/stripe/callback/", {"code": "ac_x", "state": "x"}).status_code == 404
         assert client.post("/agency/settings/stripe/disconnect/").status_code == 404
+        assert client.get("/agency/settings/stripe/disconnect/").status_code == 404
     assert not ConnectedAccount.objects.exists()
 
 

@@ -91,11 +91,22 @@ def test_payment_link_to_card_on_file(page, live_server_url, browser_agency, age
     expect(page.get_by_role("heading", name=f"Company Billing: {subaccount.name}")).to_be_visible()
     expect(page.get_by_test_id("card-on-file")).to_contain_text("No card on file")
     page.get_by_role("button", name="Add a card").click()
-    page.get_by_placeholder("number").fill("4242424242424242")
-    page.get_by_placeholder("exp_month").fill("12")
-    page.get_by_placeholder("exp_year").fill("34")
-    page.get_by_placeholder("cvc").fill("123")
-    page.get_by_placeholder("postal_code").fill("10001")
+
+    # (an empty or half-typed card gets a sentence from the card element, and nothing reaches Stripe)
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_role("alert")).to_have_text("Your card number is incomplete.")
+    page.get_by_label("Card number").press_sequentially("4242 4242 4242 4241")
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_role("alert")).to_have_text("Your card number is invalid.")
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_role("alert")).to_have_text("Your card's expiration date is incomplete.")
+    assert not [r for r in recorded_requests(localstripe) if r["path"].endswith("/confirm")]
+
+    # (as people type it: spaces in the number, a 4-digit year)
+    page.get_by_label("Expiration date").fill("12 / 2034")
+    page.get_by_label("Security code").fill("123")
+    page.get_by_label("ZIP").fill("10001")
     page.get_by_role("button", name="Save card").click()
 
     # then Company Billing shows the card

@@ -398,6 +398,64 @@ def test_oauth_needs_the_platform_secret_key(localstripe: str) -> None:
         assert json.load(response)["stripe_user_id"].startswith("acct_")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _authorize(localstripe: str, method: str, params: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    """(status, headers, body) of the local authorize page, without following its redirect."""
+    encoded = urllib.parse.urlencode(params)
+    request = (urllib.request.Request(f"{localstripe}/oauth/authorize?{encoded}") if method == "GET"
+               else urllib.request.Request(f"{localstripe}/oauth/authorize", data=encoded.encode()))
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+AUTHORIZE = {"response_type": "code", "client_id": "ca_rebill", "scope": "read_write", "state": "s<1>&x",
+             "redirect_uri": "http://acme.localhost:8000/agency/settings/stripe/callback/"}
+
+
+def test_the_authorize_page_returns_to_the_callback_with_a_working_code(stripe_client: stripe.StripeClient,
+                                                                         localstripe: str) -> None:
+    # given the page Connect with Stripe opens
+    status, headers, body = _authorize(localstripe, "GET", AUTHORIZE)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert ">Authorize</button>" in body and 'value="s&lt;1&gt;&amp;x"' in body  # the state, escaped
+
+    # when the person authorizes
+    status, headers, _ = _authorize(localstripe, "POST", {**AUTHORIZE, "decision": "authorize",
+                                                          "business_name": "Acme Marketing"})
+
+    # then they return to the callback with a code and the same state, and the code names a new account
+    assert status == 302
+    location = urllib.parse.urlsplit(headers["Location"])
+    assert location._replace(query="").geturl() == AUTHORIZE["redirect_uri"]
+    answer = dict(urllib.parse.parse_qsl(location.query))
+    assert answer["state"] == AUTHORIZE["state"] and answer["code"].startswith("ac_")
+    token = stripe_client.oauth.token(params={"grant_type": "authorization_code", "code": answer["code"]})
+    account = stripe_client.v1.accounts.retrieve(str(token.stripe_user_id))
+    assert account.business_profile is not None and account.business_profile.name == "Acme Marketing"
+
+
+def test_the_authorize_page_can_be_cancelled_and_refuses_bad_requests(localstripe: str) -> None:
+    status, headers, _ = _authorize(localstripe, "POST", {**AUTHORIZE, "decision": "deny"})
+    assert status == 302
+    answer = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(headers["Location"]).query))
+    assert answer == {"error": "access_denied", "error_description": "The user denied your request",
+                      "state": AUTHORIZE["state"]}
+
+    for bad in ({"client_id": ""}, {"redirect_uri": "javascript:alert(1)"}, {"response_type": "token"}):
+        status, headers, body = _authorize(localstripe, "GET", {**AUTHORIZE, **bad})
+        assert status == 400 and "Location" not in headers and "Authorize</button>" not in body
+        status, headers, _ = _authorize(localstripe, "POST", {**AUTHORIZE, **bad, "decision": "authorize"})
+        assert status == 400 and "Location" not in headers
+
+
 def test_pre_registered_accounts_can_be_retrieved(stripe_client: stripe.StripeClient,
                                                   localstripe: str) -> None:
     registered = register_account(localstripe, account_id=ACCT_A, name="Bright Agency",

@@ -74,6 +74,8 @@ def test_make_run_serves_the_seeded_demo_and_stops_cleanly(stack_run_dir):
         login = re.search(rf"http://(\w+\.localhost:{port})/\s+(admin@\S+)\s+agency admin", log)
         assert login, log
         host, email = login.groups()
+        # and the demo Twilio credentials one can type in are printed with them
+        assert re.search(r"northwind\s+Account SID AC\w{32}\s+auth token \w{32}", log), log
         password = re.search(r"Demo logins \(password: (\S+)\):", log).group(1)
         page, html = request(port, host, "GET", "/login/")
         assert page.status == 200 and "Sign in" in html

@@ -79,6 +79,31 @@ def test_admin_moves_a_twilio_sub_account_to_lc_phone(world, twilio):
     assert providers(world.a.agency) == [(subaccount.pk, "lc_phone", "")]
 
 
+def test_the_provider_line_reads_as_a_sentence_and_last_read_restarts_with_a_new_account(world, twilio):
+    subaccount = world.a.subaccounts[0]
+    client = client_for(world.a, world.a.admin)
+    assert client.post(lc_phone_url(subaccount.pk)).status_code == 302
+    page = client.get(manage_url(subaccount.pk)).content.decode()
+    assert "Uses <strong>LC Phone</strong>." in page and "Usage last read: not yet." in page
+
+    # given usage of the LC Phone account was read once
+    with tenant_context(world.a.agency):
+        SubAccountProvider.objects.filter(subaccount=subaccount).update(last_pulled_at="2026-11-20T18:27:00Z")
+    assert "Usage last read: 2026-11-20 18:27 UTC." in client.get(manage_url(subaccount.pk)).content.decode()
+
+    # when the sub-account moves to the agency's own Twilio account
+    account_sid, auth_token = agency_twilio_account(twilio.url, "alpha-own")
+    assert client.post(twilio_url(subaccount.pk), {"account_sid": account_sid,
+                                                   "auth_token": auth_token}).status_code == 302
+
+    # then nothing of that account has been read yet, and the page says so
+    page = client.get(manage_url(subaccount.pk)).content.decode()
+    assert "Usage last read: not yet." in page and "18:27" not in page and "No usage read yet." in page
+    assert f"Uses <strong>Twilio</strong> — the agency's own Twilio account {account_sid}" in page
+    # (agency B's providers are untouched)
+    assert providers(world.b.agency) == []
+
+
 def test_credentials_invalid_is_visible_on_manage_client(world, twilio):
     subaccount = world.a.subaccounts[0]
     with tenant_context(world.a.agency):

@@ -1,8 +1,10 @@
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from agencies.demo import demo_seed
+from agencies.demo import DEMO_AGENCIES, demo_seed
+from phone.demo import demo_spare_twilio_account
 
 
 class Command(BaseCommand):
@@ -18,3 +20,9 @@ class Command(BaseCommand):
         for where, email, role in demo_seed(password=options["password"]):
             url = f"http://{where.replace('<host>', host)}/" if "<host>" in where else f"http://{host}/admin/"
             self.stdout.write(f"  {url:<34} {email:<28} {role}")
+        if settings.TWILIO_API_BASE.startswith(("http://127.0.0.1:", "http://localhost:")):
+            self.stdout.write("Twilio credentials the local fake Twilio accepts, free for a sub-account's "
+                              "\"Use the agency's own Twilio account\" (any other credentials are refused):")
+            for demo in DEMO_AGENCIES:
+                sid, token = demo_spare_twilio_account(demo.slug)
+                self.stdout.write(f"  {demo.slug:<10} Account SID {sid}  auth token {token}")

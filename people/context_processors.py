@@ -17,6 +17,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links.append((subaccount.subaccount.name, reverse("subaccounts:dashboard", args=[subaccount.subaccount_id])))
     if user.is_agency_admin:
         links.append(("Settings → Stripe", reverse("stripe_connect:settings")))
+        links.append(("Settings → Phone Integration", reverse("rebilling:phone-integration")))
+        links.append(("Settings → Rebilling", reverse("rebilling:settings")))
     # Company Billing: only for the sub-accounts the person is an account admin of.
     from subaccounts.models import Membership  # a tenant app; people is also shared
 

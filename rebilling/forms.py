@@ -16,9 +16,8 @@ class MultiplierField(forms.CharField):
 
     def __init__(self, **kwargs: object) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", 20)
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.widget.attrs.update({"inputmode": "decimal", "autocomplete": "off", "size": "8"})
+        self.widget.attrs.update({"inputmode": "decimal", "autocomplete": "off", "size": "8", "maxlength": "20"})
 
     def to_python(self, value: object) -> Decimal | None:  # type: ignore[override]
         text = str(super().to_python(value) or "").strip().removesuffix("x").strip()

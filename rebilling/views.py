@@ -131,6 +131,8 @@ def resell_multipliers(request: HttpRequest, subaccount_id: int) -> HttpResponse
         try:
             multipliers_set(subaccount=subaccount, multipliers=form.multipliers(), by=_user(request))
         except ValidationError as error:
+            if not hasattr(error, "error_dict"):  # refused as a whole (e.g. locked on this plan)
+                return _section(request, subaccount, error=f"Multipliers not saved: {error.messages[0]}", status=400)
             add_service_errors(form, error)
     if form.errors:
         return _section(request, subaccount, multipliers_form=form, status=400)

@@ -1,8 +1,8 @@
 """Reads about phone rebilling, already scoped to the agency whose schema we are in.
 
 Every state shown comes from agencies.plans.rebilling_decision. For lists, the per-sub-account facts are read in
-SQL; since an agency's sub-accounts fall into a few dozen combinations of facts at most, counts, the state filter
-and the state sort ask the policy once per combination, never per row.
+one SQL query as plain columns; since an agency's sub-accounts fall into a few dozen combinations of facts at most,
+the counts, the state filter and the state sort ask the policy once per combination, never per row.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Q, QuerySet
 
 from agencies.plans import (
     PhoneProvider,
@@ -25,16 +25,19 @@ from agencies.plans import (
     plan_terms,
     rebilling_decision,
 )
+from billing.models import BillingProfile
+from people.models import User
+from phone.models import SubAccountProvider
 from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountRebilling
 from stripe_connect.selectors import connected_account_for_agency, current_agency
 from subaccounts.models import AuditEntry, Membership, SubAccount
 
-FACT_FIELDS = ("fact_provider", "fact_provider_status", "fact_has_admin", "fact_has_card", "fact_switched_on")
+FACT_COLUMNS = ("provider", "provider_status", "has_admin", "has_card", "switched_on")
 STATE_ORDER = [RebillingState.ENABLED, RebillingState.CAN_BE_ENABLED, RebillingState.DISABLED]
 SORTS = {
-    "name": ("name", "pk"), "-name": ("-name", "-pk"),
-    "provider": ("fact_provider", "name", "pk"), "-provider": ("-fact_provider", "-name", "-pk"),
-    "state": ("state_rank", "name", "pk"), "-state": ("-state_rank", "-name", "-pk"),
+    "name": "name, id", "-name": "name DESC, id DESC",
+    "provider": "provider NULLS FIRST, name, id", "-provider": "provider DESC NULLS LAST, name DESC, id DESC",
+    "state": "state_rank, name, id", "-state": "state_rank DESC, name DESC, id DESC",
 }
 
 
@@ -47,40 +50,45 @@ def _connected_account_id() -> str | None:
     return connected.account_id if connected is not None else None
 
 
-def subaccounts_with_facts() -> QuerySet[SubAccount]:
-    """Every sub-account of this agency, annotated with what the rebilling decision needs to know about it."""
-    account_id = _connected_account_id()
-    # A card counts only on the agency's current Stripe account: one saved on a previous account can't be charged.
-    has_card: Any = Value(False)
-    if account_id is not None:
-        has_card = Case(
-            When(Q(billing_profile__stripe_account_id=account_id) & ~Q(billing_profile__card_payment_method_id=""),
-                 then=Value(True)),
-            default=Value(False), output_field=BooleanField(),
-        )
-    account_admins = Membership.objects.filter(subaccount=OuterRef("pk"), role=Membership.Role.ACCOUNT_ADMIN,
-                                               user__is_active=True)
-    return SubAccount.objects.annotate(
-        fact_provider=F("phone_provider__provider"),
-        fact_provider_status=F("phone_provider__status"),
-        fact_has_admin=Exists(account_admins),
-        fact_has_card=has_card,
-        fact_switched_on=Coalesce(F("rebilling__switched_on"), Value(False)),
-    )
+def _facts_sql(*, where: str = "") -> str:
+    """One row per sub-account with what the decision needs, as plain columns (so filters and sorts on them
+    stay cheap). A card counts only on the agency's current Stripe account: one saved on a previous account
+    can't be charged. Parameters: account_id, admin_role, plus whatever `where` names.
+
+    Only table names and our own fragments are formatted into SQL here and below; every value is a parameter."""
+    return f"""
+        SELECT s.id, s.name, p.provider, p.status AS provider_status,
+               EXISTS (SELECT 1 FROM {Membership._meta.db_table} m JOIN {User._meta.db_table} u ON u.id = m.user_id
+                       WHERE m.subaccount_id = s.id AND m.role = %(admin_role)s AND u.is_active) AS has_admin,
+               COALESCE(b.stripe_account_id = %(account_id)s AND b.card_payment_method_id <> '', false) AS has_card,
+               COALESCE(r.switched_on, false) AS switched_on
+        FROM {SubAccount._meta.db_table} s
+        LEFT JOIN {SubAccountProvider._meta.db_table} p ON p.subaccount_id = s.id
+        LEFT JOIN {BillingProfile._meta.db_table} b ON b.subaccount_id = s.id
+        LEFT JOIN {SubAccountRebilling._meta.db_table} r ON r.subaccount_id = s.id
+        {where}"""  # noqa: S608
 
 
-def _facts(values: dict[str, Any], *, plan: str, stripe_connected: bool) -> RebillingFacts:
+def _fetch(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [column.name for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _facts(row: dict[str, Any], *, plan: str, stripe_connected: bool) -> RebillingFacts:
     return RebillingFacts(
-        plan=plan, provider=values["fact_provider"], provider_status=values["fact_provider_status"],
-        stripe_connected=stripe_connected, has_account_admin=bool(values["fact_has_admin"]),
-        has_card=bool(values["fact_has_card"]), switched_on=bool(values["fact_switched_on"]),
+        plan=plan, provider=row["provider"], provider_status=row["provider_status"],
+        stripe_connected=stripe_connected, has_account_admin=row["has_admin"], has_card=row["has_card"],
+        switched_on=row["switched_on"],
     )
 
 
 def rebilling_decision_for(*, subaccount: SubAccount) -> RebillingDecision:
-    values = subaccounts_with_facts().filter(pk=subaccount.pk).values(*FACT_FIELDS).get()
-    return rebilling_decision(_facts(values, plan=current_agency().plan,
-                                     stripe_connected=_connected_account_id() is not None))
+    account_id = _connected_account_id()
+    [row] = _fetch(_facts_sql(where="WHERE s.id = %(id)s"),
+                   {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "id": subaccount.pk})
+    return rebilling_decision(_facts(row, plan=current_agency().plan, stripe_connected=account_id is not None))
 
 
 # Settings → Phone Integration ------------------------------------------------------------------------------------
@@ -109,46 +117,57 @@ class PhoneIntegrationPage:
     sort: str
 
 
-def _combination_filter(combinations: list[dict[str, Any]]) -> Q:
-    match = Q(pk__in=[])
-    for combination in combinations:
-        match |= Q(**combination)
-    return match
+def _combination_sql(combination: tuple[Any, ...], params: dict[str, Any]) -> str:
+    """SQL true for the rows of one combination of facts; its values go into `params`."""
+    terms = []
+    for column, value in zip(FACT_COLUMNS, combination, strict=True):
+        name = f"c{len(params)}"
+        params[name] = value
+        terms.append(f"{column} IS NOT DISTINCT FROM %({name})s")
+    return "(" + " AND ".join(terms) + ")"
 
 
 def phone_integration_page(*, state: str = "", query: str = "", sort: str = "name", page: int = 1,
                            per_page: int = 50) -> PhoneIntegrationPage:
     """One page of every sub-account's rebilling state, with counts per state (over the search)."""
     plan = current_agency().plan
-    stripe_connected = _connected_account_id() is not None
-    subaccounts = subaccounts_with_facts()
+    account_id = _connected_account_id()
+    connected = account_id is not None
+    params: dict[str, Any] = {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN}
+    where = ""
     if query:
-        subaccounts = subaccounts.filter(name__icontains=query)
-    combinations = []
+        params["pattern"] = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "WHERE s.name ILIKE %(pattern)s"
+    facts = _facts_sql(where=where)
+
     counts = {str(s): 0 for s in STATE_ORDER}
-    for values in subaccounts.values(*FACT_FIELDS).annotate(n=Count("pk")).order_by():
-        n = values.pop("n")
-        decided = rebilling_decision(_facts(values, plan=plan, stripe_connected=stripe_connected)).state
-        counts[str(decided)] += n
-        combinations.append((values, decided))
+    decided: dict[tuple[Any, ...], str] = {}
+    columns = ", ".join(FACT_COLUMNS)
+    for row in _fetch(f"SELECT {columns}, count(*) AS n FROM ({facts}) f GROUP BY {columns}", params):  # noqa: S608
+        combination = tuple(row[column] for column in FACT_COLUMNS)
+        decided[combination] = rebilling_decision(_facts(row, plan=plan, stripe_connected=connected)).state
+        counts[decided[combination]] += row["n"]
+
     state = state if state in counts else ""
-    if state:
-        subaccounts = subaccounts.filter(_combination_filter([v for v, s in combinations if s == state]))
     sort = sort if sort in SORTS else "name"
-    if sort.lstrip("-") == "state":
-        subaccounts = subaccounts.annotate(state_rank=Case(
-            *[When(Q(**values), then=Value(STATE_ORDER.index(decided))) for values, decided in combinations],
-            default=Value(len(STATE_ORDER)), output_field=IntegerField(),
-        ))
     matching = counts[state] if state else sum(counts.values())
     pages = max(1, math.ceil(matching / per_page))
     page = min(max(1, page), pages)
-    window = subaccounts.order_by(*SORTS[sort]).values("pk", "name", *FACT_FIELDS)[
-        (page - 1) * per_page: page * per_page]
+    filters = ""
+    if state:
+        filters = "WHERE " + (" OR ".join(_combination_sql(c, params) for c, s in decided.items() if s == state)
+                              or "false")
+    rank = "0"
+    if sort.lstrip("-") == "state":
+        rank = "CASE " + " ".join(f"WHEN {_combination_sql(c, params)} THEN {STATE_ORDER.index(RebillingState(s))}"
+                                  for c, s in decided.items()) + " ELSE 9 END" if decided else "0"
+    params.update(limit=per_page, offset=(page - 1) * per_page)
+    window = _fetch(f"SELECT f.*, {rank} AS state_rank FROM ({facts}) f {filters} ORDER BY {SORTS[sort]} "  # noqa: S608
+                    "LIMIT %(limit)s OFFSET %(offset)s", params)
     rows = [
-        PhoneIntegrationRow(subaccount_id=values["pk"], name=values["name"], provider=values["fact_provider"],
-                            decision=rebilling_decision(_facts(values, plan=plan, stripe_connected=stripe_connected)))
-        for values in window
+        PhoneIntegrationRow(subaccount_id=row["id"], name=row["name"], provider=row["provider"],
+                            decision=rebilling_decision(_facts(row, plan=plan, stripe_connected=connected)))
+        for row in window
     ]
     return PhoneIntegrationPage(rows=rows, counts=counts, total=sum(counts.values()), matching=matching, page=page,
                                 pages=pages, state=state, query=query, sort=sort)

@@ -10,7 +10,7 @@ from django.urls import path
 from agencies.forms import AgencyCreateForm
 from agencies.models import Agency, Domain
 from agencies.selectors import agencies_all
-from agencies.services import agency_create
+from agencies.services import agency_create, agency_plan_change
 from rebill.forms import add_service_errors
 
 
@@ -32,6 +32,18 @@ class AgencyAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return agencies_all()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """A changed plan goes through agency_plan_change, which re-applies the plan's rules at once."""
+        new_plan = obj.plan
+        if change and "plan" in form.changed_data:
+            obj.plan = form.initial["plan"]
+        super().save_model(request, obj, form, change)
+        if change and "plan" in form.changed_data:
+            effects = agency_plan_change(agency=obj, plan=new_plan, by=request.user.email)  # type: ignore[union-attr]
+            obj.refresh_from_db()
+            messages.info(request, f"Plan changed to {obj.get_plan_display()}; {len(effects)} sub-account(s) "
+                                   "affected. The agency's admins were emailed what changed.")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting an agency would drop its schema and every client's ledger: not a one-click action.

@@ -35,3 +35,19 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class PlanChange(models.Model):
+    """Each change of an agency's plan, and who made it; the rules it re-applied are in the sub-accounts' audit."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="plan_changes")
+    old_plan = models.CharField(max_length=20, choices=Plan.choices)
+    new_plan = models.CharField(max_length=20, choices=Plan.choices)
+    changed_by = models.CharField(max_length=254)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id}: {self.old_plan} → {self.new_plan}"

@@ -6,14 +6,16 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from agencies.models import Agency, Domain
-from agencies.plans import BillingPeriod, Plan
+from agencies.models import Agency, Domain, PlanChange
+from agencies.plans import BillingPeriod, Plan, PlanChangeRules, plan_change_rules, plan_terms
 from people.models import User
 from people.services import invitation_send, invitation_token_make, user_create
+from rebilling.services import PlanChangeEffect, plan_rules_apply
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 RESERVED_SLUGS = frozenset({"www", "public", "admin", "api", "platform", "static", "mail", "app", "stripe"})
@@ -118,3 +120,37 @@ def platform_tenant_ensure() -> Agency:
     )
     Domain.objects.get_or_create(domain=settings.REBILL_BASE_DOMAIN, defaults={"tenant": platform, "is_primary": True})
     return platform
+
+
+@transaction.atomic
+def agency_plan_change(*, agency: Agency, plan: str, by: str) -> list[PlanChangeEffect]:
+    """Change the agency's plan and re-apply its rules at once, in one transaction; agency admins are emailed
+    what changed for each sub-account. The one way a plan changes (the platform admin goes through it too)."""
+    if plan not in Plan.values:
+        raise ValidationError({"plan": f"Unknown plan {plan!r}; choose one of: {', '.join(Plan.values)}."})
+    agency = Agency.objects.select_for_update().get(pk=agency.pk)
+    if agency.plan == plan:
+        return []
+    rules = plan_change_rules(old_plan=agency.plan, new_plan=plan)
+    PlanChange.objects.create(agency=agency, old_plan=agency.plan, new_plan=plan, changed_by=by)
+    agency.plan = plan
+    agency.save(update_fields=["plan"])
+    with tenant_context(agency):
+        effects = plan_rules_apply(rules=rules, actor=by)
+        admins = list(User.objects.filter(role=User.Role.AGENCY_ADMIN, is_active=True).values_list("email", flat=True))
+    message = plan_change_message(agency=agency, rules=rules, effects=effects)
+    transaction.on_commit(lambda: send_mail(subject=f"Your plan is now {rules.new_plan.label}", message=message,
+                                            from_email=None, recipient_list=admins))
+    return effects
+
+
+def plan_change_message(*, agency: Agency, rules: PlanChangeRules, effects: list[PlanChangeEffect]) -> str:
+    lines = [f"The plan of {agency.name} changed from {rules.old_plan.label} to {rules.new_plan.label}.", ""]
+    if effects:
+        lines.append("What changed for your sub-accounts:")
+        lines.extend(f"- {effect.name}: {', '.join(effect.changes)}" for effect in effects)
+    else:
+        lines.append("Nothing changed for your sub-accounts.")
+    if plan_terms(rules.new_plan).rebillable_providers - plan_terms(rules.old_plan).rebillable_providers:
+        lines += ["", "Phone rebilling stays off until you switch it on in Manage Client."]
+    return "\n".join(lines) + "\n"

@@ -25,8 +25,6 @@ class BillingProfile(models.Model):
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     card_updated_at = models.DateTimeField(null=True, blank=True)
-    # Switched on from Manage Client by a later feature; the card guard needs it now.
-    rebilling_enabled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -28,6 +28,7 @@ from billing.selectors import (
 )
 from people.models import User
 from rebill.tenancy import current_schema
+from rebilling.selectors import rebilling_is_switched_on
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
 from subaccounts.audit import audit_record
@@ -216,7 +217,7 @@ def card_remove(*, subaccount: SubAccount, by: User) -> BillingProfile:
     api = AgencyStripe(profile.stripe_account_id)
     removing = profile.card_payment_method_id
     others = [card for card in api.customer_cards(profile.stripe_customer_id) if card.id != removing]
-    if profile.rebilling_enabled and not others:
+    if rebilling_is_switched_on(subaccount=subaccount) and not others:
         raise ValidationError("The last card cannot be removed while phone rebilling is on. Add another card, "
                               "or ask your agency to switch rebilling off first.")
     before = _card_state(profile)

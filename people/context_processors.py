@@ -15,6 +15,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links.append(("Sub-accounts", reverse("subaccounts:list")))
     if user.is_agency_admin:
         links.append(("Settings → Stripe", reverse("stripe_connect:settings")))
+        links.append(("Settings → Phone Integration", reverse("rebilling:phone-integration")))
+        links.append(("Settings → Rebilling", reverse("rebilling:settings")))
     switcher = _subaccount_switcher(request, user)
     if switcher and switcher["current_is_admin"]:
         # Company Billing of the sub-account being looked at, not one link per sub-account.

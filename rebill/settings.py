@@ -54,6 +54,7 @@ TENANT_APPS = [
     "subaccounts",
     "billing",
     "phone",
+    "rebilling",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("subaccounts.urls")),
     path("", include("phone.urls")),
     path("", include("billing.urls")),
+    path("", include("rebilling.urls")),
     path("", include("stripe_connect.urls")),
 ]

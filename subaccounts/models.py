@@ -63,8 +63,11 @@ class AuditEntry(models.Model):
         MULTIPLIERS_CHANGED = "multipliers_changed", "Multipliers changed"
         AUTO_RECHARGE_CHANGED = "auto_recharge_changed", "Auto-recharge changed"
         PLAN_RULES_APPLIED = "plan_rules_applied", "Plan change applied"
+        AGENCY_MULTIPLIERS_CHANGED = "agency_multipliers_changed", "Agency default multipliers changed"
 
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="audit_entries")
+    # Null: an agency-wide change that applies to every sub-account (e.g. the agency's default multipliers).
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="audit_entries")
     # The person's email, or who acted for nobody in particular ("Stripe", "Twilio", "platform").
     actor = models.CharField(max_length=254)
     action = models.CharField(max_length=30, choices=Action.choices)

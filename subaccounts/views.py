@@ -1,5 +1,7 @@
 """Sub-account pages: the agency's list, create/edit and Manage Client; the client's own dashboard."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,7 +16,11 @@ from people.services import invitation_send, invitation_token_make
 from phone.selectors import provider_section, usage_for_member
 from rebill.access import agency_admin_required, agency_staff_required
 from rebill.forms import add_service_errors
+from rebilling.forms import BulkForm
+from rebilling.sections import resell_context
+from rebilling.selectors import multipliers_editable
 from subaccounts.forms import MembershipAddForm, SubAccountForm
+from subaccounts.models import SubAccount
 from subaccounts.selectors import (
     membership_for_member,
     subaccount_account_admins,
@@ -28,7 +34,9 @@ from subaccounts.services import membership_add, membership_remove, subaccount_c
 @agency_staff_required
 def subaccount_list(request: HttpRequest) -> HttpResponse:
     subaccounts = subaccounts_for_agency_staff(user=request.user)  # type: ignore[arg-type]
-    return render(request, "subaccounts/list.html", {"subaccounts": subaccounts})
+    return render(request, "subaccounts/list.html", {
+        "subaccounts": subaccounts, "bulk_form": BulkForm(), "bulk_multipliers_editable": multipliers_editable(),
+    })
 
 
 @agency_admin_required
@@ -63,21 +71,24 @@ def subaccount_edit(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     return render(request, "subaccounts/form.html", {"form": form, "subaccount": subaccount})
 
 
+def manage_context(request: HttpRequest, subaccount: SubAccount, *, member_form: MembershipAddForm | None = None
+                   ) -> dict[str, Any]:
+    """Everything Manage Client shows; the sections' own views re-render the page with their errors through it."""
+    return {
+        "subaccount": subaccount,
+        "memberships": subaccount_memberships(subaccount=subaccount),
+        "member_form": member_form or MembershipAddForm(),
+        "client_billing": manage_client_billing(subaccount=subaccount),
+        "phone_provider": provider_section(user=request.user, subaccount=subaccount),  # type: ignore[arg-type]
+        **resell_context(subaccount=subaccount),
+    }
+
+
 @agency_admin_required
 def subaccount_manage(request: HttpRequest, subaccount_id: int) -> HttpResponse:
-    """Manage Client: the sub-account's people, and the sections later features plug in."""
+    """Manage Client: the client's billing, phone provider, rebilling and people."""
     subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
-    return render(
-        request,
-        "subaccounts/manage.html",
-        {
-            "subaccount": subaccount,
-            "memberships": subaccount_memberships(subaccount=subaccount),
-            "member_form": MembershipAddForm(),
-            "client_billing": manage_client_billing(subaccount=subaccount),
-            "phone_provider": provider_section(user=request.user, subaccount=subaccount),  # type: ignore[arg-type]
-        },
-    )
+    return render(request, "subaccounts/manage.html", manage_context(request, subaccount))
 
 
 @agency_admin_required
@@ -105,12 +116,7 @@ def member_add(request: HttpRequest, subaccount_id: int) -> HttpResponse:
             else:
                 messages.success(request, f"{membership.user.email} added as {membership.get_role_display()}.")
             return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
-    return render(
-        request,
-        "subaccounts/manage.html",
-        {"subaccount": subaccount, "memberships": subaccount_memberships(subaccount=subaccount), "member_form": form},
-        status=400,
-    )
+    return render(request, "subaccounts/manage.html", manage_context(request, subaccount, member_form=form), status=400)
 
 
 @agency_admin_required

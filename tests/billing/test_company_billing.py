@@ -7,6 +7,7 @@ from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, CardSetup
 from devservices.localstripe_server import clear_recorded_requests
+from rebilling.models import SubAccountRebilling
 from subaccounts.models import AuditEntry, Membership
 from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.billing.helpers import confirm_like_stripe_js, profile_of
@@ -146,7 +147,7 @@ def test_the_last_card_cannot_be_removed_while_rebilling_is_on(world, connected,
     client = client_for(world.a, world.a.account_admins[0])
     _start_and_confirm(client, world.a, subaccount, localstripe)
     with tenant_context(world.a.agency):
-        BillingProfile.objects.filter(subaccount=subaccount).update(rebilling_enabled=True)
+        SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={"switched_on": True})
     card_id = profile_of(world.a, subaccount).card_payment_method_id
 
     # when the account admin removes it, then it is refused and the card stays, here and at Stripe
@@ -157,7 +158,7 @@ def test_the_last_card_cannot_be_removed_while_rebilling_is_on(world, connected,
 
     # and once rebilling is off, Remove card first asks for confirmation, which changes nothing
     with tenant_context(world.a.agency):
-        BillingProfile.objects.filter(subaccount=subaccount).update(rebilling_enabled=False)
+        SubAccountRebilling.objects.filter(subaccount=subaccount).update(switched_on=False)
     page = client.get(f"/accounts/{subaccount.pk}/billing/").content.decode()
     assert f'href="/accounts/{subaccount.pk}/billing/card/remove/"' in page
     confirm = client.get(f"/accounts/{subaccount.pk}/billing/card/remove/")

@@ -1,0 +1,78 @@
+"""Phone rebilling settings, in each agency's schema: who is rebilled, since when, at what multiplier (DESIGN §3, §8).
+
+Whether a sub-account *may* be rebilled is decided by agencies.plans.rebilling_decision; these rows only hold
+what the agency chose.
+"""
+
+from django.db import models
+
+from agencies.plans import (
+    DEFAULT_AUTO_RECHARGE_AMOUNT,
+    DEFAULT_AUTO_RECHARGE_THRESHOLD,
+    MINIMUM_RECHARGE,
+    Product,
+)
+from subaccounts.models import SubAccount
+
+
+class SubAccountRebilling(models.Model):
+    """The agency's switch and auto-recharge choice for one sub-account."""
+
+    subaccount = models.OneToOneField(SubAccount, on_delete=models.CASCADE, related_name="rebilling")
+    switched_on = models.BooleanField(default=False)
+    # Usage fetched before this moment is never billed to the client.
+    switched_on_at = models.DateTimeField(null=True, blank=True)
+    switched_on_by = models.CharField(max_length=254, blank=True)
+    switched_off_at = models.DateTimeField(null=True, blank=True)
+    # "Add <amount> when the balance is below <threshold>" (the wallet charges the client's card).
+    auto_recharge_amount = models.DecimalField(max_digits=18, decimal_places=6,
+                                               default=DEFAULT_AUTO_RECHARGE_AMOUNT)
+    auto_recharge_threshold = models.DecimalField(max_digits=18, decimal_places=6,
+                                                  default=DEFAULT_AUTO_RECHARGE_THRESHOLD)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subaccount"]
+        constraints = [
+            models.CheckConstraint(name="auto_recharge_amount_at_least_minimum",
+                                   condition=models.Q(auto_recharge_amount__gte=MINIMUM_RECHARGE)),
+            models.CheckConstraint(name="auto_recharge_threshold_not_negative",
+                                   condition=models.Q(auto_recharge_threshold__gte=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rebilling of {self.subaccount_id}: {'on' if self.switched_on else 'off'}"
+
+
+class AgencyMultiplier(models.Model):
+    """The agency-wide default multiplier of one product (Pro); a sub-account without an override follows it."""
+
+    product = models.CharField(max_length=20, choices=Product.choices, unique=True)
+    multiplier = models.DecimalField(max_digits=8, decimal_places=4)
+
+    class Meta:
+        ordering = ["product"]
+        constraints = [models.CheckConstraint(name="agency_multiplier_in_bounds",
+                                              condition=models.Q(multiplier__gte=1, multiplier__lte=10))]
+
+    def __str__(self) -> str:
+        return f"{self.product}: {self.multiplier}x"
+
+
+class MultiplierOverride(models.Model):
+    """One sub-account's own multiplier for one product (Pro); absent = follow the agency's default."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="multiplier_overrides")
+    product = models.CharField(max_length=20, choices=Product.choices)
+    multiplier = models.DecimalField(max_digits=8, decimal_places=4)
+
+    class Meta:
+        ordering = ["subaccount", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["subaccount", "product"], name="one_override_per_product"),
+            models.CheckConstraint(name="override_multiplier_in_bounds",
+                                   condition=models.Q(multiplier__gte=1, multiplier__lte=10)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.product}: {self.multiplier}x"

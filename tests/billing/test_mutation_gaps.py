@@ -90,3 +90,26 @@ def test_an_account_admin_of_client_2_cannot_open_or_finish_client_1s_card_setup
     # and the owner can still finish it
     finished = owner.post(f"/accounts/{first.pk}/billing/card/{setup.pk}/done/", follow=True)
     assert "Your card is saved." in finished.content.decode()
+
+
+def test_finding_stripe_customers_returns_only_the_matching_ones_with_their_details(world, connected, raw_stripe):
+    from billing.selectors import CustomerMatch, stripe_customers_find
+    from tests.billing.fixtures import ACCT_B, customer_with_card
+
+    # given three customers on agency A's account (one with neither name nor email) and a look-alike on B's
+    acme, _ = customer_with_card(raw_stripe, ACCT_A, name="Acme Dental Group", email="billing@acme-dental.test")
+    zeta, _ = customer_with_card(raw_stripe, ACCT_A, name="Zeta Corp", email="pay@zeta.test")
+    bare = raw_stripe.v1.customers.create(params={}, options=on(ACCT_A))
+    customer_with_card(raw_stripe, ACCT_B, name="Zeta Corp", email="pay@zeta.test")
+
+    with tenant_context(world.a.agency):
+        # when the agency searches by email, by id and by nothing
+        by_email = stripe_customers_find(query="  pay@zeta.test ")
+        by_id = stripe_customers_find(query=bare.id)
+        blank = stripe_customers_find(query="   ")
+
+    # then only that customer comes back, with its name and email ("" where Stripe has none)
+    assert by_email == [CustomerMatch(id=zeta.id, name="Zeta Corp", email="pay@zeta.test")]
+    assert by_id == [CustomerMatch(id=bare.id, name="", email="")]
+    assert blank == []
+    assert acme.id not in {m.id for m in by_email + by_id}

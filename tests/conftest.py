@@ -171,6 +171,7 @@ def _database_cloned_from(template: str) -> Iterator[None]:
 
     settings.CACHES["default"]["KEY_PREFIX"] = app.conf.task_default_queue = f"mutant{os.getpid()}"
     yield
+    clear_this_runs_cache()  # leave no keys behind for other runs sharing this Redis database
     connection.close()
     _admin_cursor_execute(
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",

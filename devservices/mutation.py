@@ -208,6 +208,11 @@ def report(areas: list[Area], *, diffs: bool) -> bool:
     all_ok = True
     print("\nmodule                               killed  equiv  total  score")
     rows = [(area, score) for area in areas for score in area_scores(area, allowed)]
+    for area in areas:
+        if not any(row_area is area for row_area, _ in rows) or all(s.total == 0 for a, s in rows if a is area):
+            all_ok = False
+            print(f"{', '.join(area.mutate):36} no results: area {area.name} has not run (or no test reached it)")
+    rows = [(area, score) for area, score in rows if score.total]
     for _area, score in rows:
         ok = score.score >= GOAL
         all_ok &= ok

@@ -5,8 +5,9 @@ import re
 
 from django_tenants.utils import tenant_context
 
-from billing.models import BillingAuditEntry, BillingProfile, CardSetup
+from billing.models import BillingProfile, CardSetup
 from devservices.localstripe_server import clear_recorded_requests
+from subaccounts.models import AuditEntry
 from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.billing.helpers import confirm_like_stripe_js, profile_of
 from tests.conftest import client_for
@@ -84,7 +85,7 @@ def test_an_account_admin_of_client_2_cannot_open_or_finish_client_1s_card_setup
         assert setup.status == CardSetup.Status.STARTED and setup.completed_at is None
         assert not BillingProfile.objects.get(subaccount=first).has_card
         assert not BillingProfile.objects.filter(subaccount=second).exists()
-        assert not BillingAuditEntry.objects.filter(action=BillingAuditEntry.Action.CARD_SET).exists()
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.CARD_SET).exists()
     assert raw_stripe.v1.customers.list(options=on(ACCT_A)).data[0].invoice_settings.default_payment_method is None
 
     # and the owner can still finish it

@@ -13,7 +13,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
 
-from people.lockout import login_failure_record, login_failures_clear, login_is_locked
+from people.lockout import login_attempt_reserve, login_attempts_clear
 from people.models import User
 from rebill.tenancy import current_schema
 
@@ -47,23 +47,23 @@ def user_create(*, email: str, full_name: str = "", password: str | None, role: 
     return user
 
 
+def _locked_out() -> LoginRefused:
+    minutes = int(settings.LOGIN_LOCKOUT.total_seconds() // 60)
+    return LoginRefused(f"Too many failed sign-in attempts. Try again in {minutes} minutes.")
+
+
 def user_sign_in(*, request: HttpRequest, email: str, password: str) -> User:
     email = email.strip().lower()
-    if login_is_locked(email=email):
-        raise LoginRefused(
-            "Too many failed sign-in attempts. Try again in "
-            f"{int(settings.LOGIN_LOCKOUT.total_seconds() // 60)} minutes."
-        )
+    # Reserved before the password is checked, so parallel attempts cannot all pass a "not locked yet" test.
+    attempt = login_attempt_reserve(email=email)
+    if attempt > settings.LOGIN_FAILURE_LIMIT:
+        raise _locked_out()
     user = authenticate(request, username=email, password=password)
     if user is None:
-        failures = login_failure_record(email=email)
-        if failures >= settings.LOGIN_FAILURE_LIMIT:
-            raise LoginRefused(
-                "Too many failed sign-in attempts. Try again in "
-                f"{int(settings.LOGIN_LOCKOUT.total_seconds() // 60)} minutes."
-            )
+        if attempt >= settings.LOGIN_FAILURE_LIMIT:
+            raise _locked_out()
         raise LoginRefused("Wrong email or password.")
-    login_failures_clear(email=email)
+    login_attempts_clear(email=email)
     assert isinstance(user, User)
     return user
 

@@ -6,7 +6,7 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django_tenants.utils import get_public_schema_name, tenant_context
 
@@ -29,6 +29,15 @@ def domain_error(domain: str) -> str | None:
     return None
 
 
+def schema_is_reserved(schema: str) -> bool:
+    """PostgreSQL's own schemas (`pg_*`, `information_schema`), the platform's, and any schema already there."""
+    if schema.startswith("pg_") or schema in ("information_schema", get_public_schema_name()):
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return cursor.fetchone() is not None
+
+
 def _validate_new_agency(*, name: str, slug: str, plan: str, billing_period: str, custom_domain: str | None) -> None:
     errors: dict[str, str] = {}
     if not name.strip():
@@ -39,6 +48,8 @@ def _validate_new_agency(*, name: str, slug: str, plan: str, billing_period: str
         errors["slug"] = f"{slug!r} is reserved."
     elif Agency.objects.filter(slug=slug).exists() or Agency.objects.filter(schema_name=slug_to_schema(slug)).exists():
         errors["slug"] = f"The slug {slug!r} is already taken."
+    elif schema_is_reserved(slug_to_schema(slug)):
+        errors["slug"] = f"{slug!r} is reserved: its database schema {slug_to_schema(slug)!r} is taken."
     elif error := domain_error(agency_subdomain(slug)):
         errors["slug"] = error
     if plan not in Plan.values:

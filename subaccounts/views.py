@@ -15,6 +15,7 @@ from phone.selectors import provider_section
 from rebill.access import agency_admin_required, agency_staff_required
 from rebill.forms import add_service_errors
 from subaccounts.forms import MembershipAddForm, SubAccountForm
+from subaccounts.models import Membership
 from subaccounts.selectors import (
     membership_for_member,
     subaccount_for_agency_staff,
@@ -93,14 +94,7 @@ def member_add(request: HttpRequest, subaccount_id: int) -> HttpResponse:
             add_service_errors(form, error)
         else:
             if needs_invitation:
-                accept_path = reverse("people:invitation", args=[invitation_token_make(user=membership.user)])
-                invitation_send(
-                    user=membership.user,
-                    accept_url=request.build_absolute_uri(accept_path),
-                    inviter=request.user,  # type: ignore[arg-type]
-                    place=subaccount.name,
-                )
-                messages.success(request, f"Invitation sent to {membership.user.email}.")
+                _invite(request, membership)
             else:
                 messages.success(request, f"{membership.user.email} added as {membership.get_role_display()}.")
             return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
@@ -110,6 +104,36 @@ def member_add(request: HttpRequest, subaccount_id: int) -> HttpResponse:
         {"subaccount": subaccount, "memberships": subaccount_memberships(subaccount=subaccount), "member_form": form},
         status=400,
     )
+
+
+def _invite(request: HttpRequest, membership: Membership) -> None:
+    """Email the invitation once the membership is committed; a failed email is said, and can be sent again."""
+    accept_path = reverse("people:invitation", args=[invitation_token_make(user=membership.user)])
+    error = invitation_send(
+        user=membership.user,
+        accept_url=request.build_absolute_uri(accept_path),
+        inviter=request.user,  # type: ignore[arg-type]
+        place=membership.subaccount.name,
+    )
+    if error:
+        messages.error(request, f"{membership.user.email} was added, but the invitation was not sent: {error} "
+                                "Use \u201cSend invitation again\u201d below.")
+    else:
+        messages.success(request, f"Invitation sent to {membership.user.email}.")
+
+
+@agency_admin_required
+@require_POST
+def member_invite(request: HttpRequest, subaccount_id: int, membership_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    membership = subaccount_memberships(subaccount=subaccount).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member")
+    if membership.user.has_usable_password():
+        messages.error(request, f"{membership.user.email} has already set a password.")
+    else:
+        _invite(request, membership)
+    return redirect(reverse("subaccounts:manage", args=[subaccount.pk]) + "#people")
 
 
 @agency_admin_required

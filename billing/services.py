@@ -14,7 +14,6 @@ import stripe
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from billing.selectors import (
     payment_request_refusal,
 )
 from people.models import User
+from rebill.mail import email_send
 from rebill.tenancy import current_schema
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
@@ -204,6 +204,7 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     profile = billing_card_sync(profile=profile, api=api, actor=actor)
     audit_record(subaccount=setup.subaccount, actor=actor, action=AuditEntry.Action.CARD_SET, before=before,
            after=_card_state(profile))
+    _payment_links_complete(setup=setup, profile=profile, actor=actor)
     return setup
 
 
@@ -245,7 +246,11 @@ def payment_link_token(*, request: PaymentRequest) -> str:
 
 @transaction.atomic
 def payment_link_send(*, subaccount: SubAccount, by: User, link_url: Callable[[str], str]) -> PaymentRequest:
-    """Email the account admins a signed, expiring, single-use link to Company Billing."""
+    """Email the account admins a signed, expiring link to Company Billing, spent once a card is saved through it.
+
+    The email is part of the change: it is sent last, inside the transaction, so an email that cannot be sent
+    leaves nothing behind (no request, no audit row) and the agency admin is told to try again.
+    """
     _require_agency_admin_and_allowed(subaccount=subaccount, by=by)
     recipients = list(subaccount_account_admins(subaccount=subaccount).values_list("email", flat=True))
     request = PaymentRequest.objects.create(
@@ -258,36 +263,50 @@ def payment_link_send(*, subaccount: SubAccount, by: User, link_url: Callable[[s
     days = settings.PAYMENT_LINK_MAX_AGE.days
     audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_SENT,
            after={"payment_request": request.pk, "recipients": recipients})
-    transaction.on_commit(lambda: send_mail(
+    error = email_send(
         subject=f"{agency_name}: add a card for {subaccount.name}",
-        message=(
+        body=(
             f"{agency_name} asks you to add a payment card for {subaccount.name}.\n\n"
-            f"Open Company Billing here (the link works once, for {days} days; you may be asked to sign in):\n"
-            f"{url}\n"
+            f"Open Company Billing here (you may be asked to sign in). The link works until a card is saved "
+            f"through it, for up to {days} days:\n{url}\n"
         ),
-        from_email=None,
-        recipient_list=recipients,
-    ))
+        to=recipients,
+    )
+    if error:
+        raise ValidationError(f"{error} No payment link was sent; please try again.")
     return request
 
 
 @transaction.atomic
-def payment_link_use(*, token: str, by: User) -> PaymentRequest:
-    """The account admin follows the link: it is spent, and they go to Company Billing."""
+def payment_link_open(*, token: str, by: User) -> PaymentRequest:
+    """The account admin follows the link to Company Billing. Opening does not spend it (a card saved through it
+    does, see `_payment_links_complete`), so it can be opened again until then."""
     request = payment_link_request(token=token)
     request = PaymentRequest.objects.select_for_update().select_related("subaccount").get(pk=request.pk)
-    if request.used_at is not None:
-        raise ValidationError("This payment link has already been used.")
     refusal = payment_link_refusal_for(user=by, request=request)
     if refusal:
         raise ValidationError(refusal)
-    request.used_at = timezone.now()
-    request.used_by = by
-    request.status = PaymentRequest.Status.OPENED
-    request.save(update_fields=["used_at", "used_by", "status"])
-    audit_record(subaccount=request.subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_USED,
-           after={"payment_request": request.pk})
+    if request.status == PaymentRequest.Status.SENT:
+        request.status = PaymentRequest.Status.OPENED
+        request.used_by = by
+        request.save(update_fields=["used_by", "status"])
     return request
+
+
+def _payment_links_complete(*, setup: CardSetup, profile: BillingProfile, actor: str) -> None:
+    """A card saved on Company Billing spends the client's open payment links: what they asked for is done."""
+    now = timezone.now()
+    open_links = PaymentRequest.objects.select_for_update().filter(
+        subaccount=setup.subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
+        status__in=[PaymentRequest.Status.SENT, PaymentRequest.Status.OPENED], expires_at__gt=now,
+    )
+    for request in open_links:
+        request.status = PaymentRequest.Status.COMPLETED
+        request.used_at = now
+        request.used_by = setup.started_by
+        request.save(update_fields=["status", "used_at", "used_by"])
+        audit_record(subaccount=setup.subaccount, actor=actor, action=AuditEntry.Action.PAYMENT_LINK_USED,
+                     after={"payment_request": request.pk, "card_last4": profile.card_last4})
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ from billing.selectors import (
     card_setup_for_account_admin,
     company_billing_membership,
     manage_client_billing,
+    payment_link_is_spent,
     payment_link_refusal_for,
     payment_link_request,
     stripe_customers_find,
@@ -27,8 +28,8 @@ from billing.services import (
     card_remove,
     card_setup_complete,
     card_setup_start,
+    payment_link_open,
     payment_link_send,
-    payment_link_use,
     stripe_customer_link,
 )
 from people.models import User
@@ -116,11 +117,14 @@ def _link_invalid(request: HttpRequest, message: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def payment_link(request: HttpRequest, token: str) -> HttpResponse:
-    """Checked first, then the signed-in account admin spends it (POST) and lands on Company Billing."""
+    """Checked first; the signed-in account admin opens it (POST) and lands on Company Billing, as often as they
+    like until a card is saved through it; after that it says so and points to Company Billing."""
     try:
         payment_request = payment_link_request(token=token)
     except ValidationError as error:
         return _link_invalid(request, error.messages[0])
+    if payment_link_is_spent(request=payment_request):
+        return render(request, "billing/payment_link_spent.html", {"payment_request": payment_request})
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     refusal = payment_link_refusal_for(user=_user(request), request=payment_request)
@@ -128,11 +132,13 @@ def payment_link(request: HttpRequest, token: str) -> HttpResponse:
         return _link_invalid(request, refusal)
     if request.method == "POST":
         try:
-            payment_request = payment_link_use(token=token, by=_user(request))
+            payment_request = payment_link_open(token=token, by=_user(request))
         except ValidationError as error:
             return _link_invalid(request, error.messages[0])
         return redirect("billing:company", subaccount_id=payment_request.subaccount_id)
-    return render(request, "billing/payment_link.html", {"payment_request": payment_request})
+    return render(request, "billing/payment_link.html", {
+        "payment_request": payment_request, "profile": billing_profile(subaccount=payment_request.subaccount),
+    })
 
 
 # Manage Client: asking for a card ---------------------------------------------------------------------------------

@@ -56,6 +56,19 @@ def card_setup_for_account_admin(*, membership: Membership, setup_id: int) -> Ca
     return setup
 
 
+def card_setup_client_secret(*, setup: CardSetup) -> str:
+    """The SetupIntent's client secret for Stripe.js, read through the agency's *current* connection; a setup
+    made on another account is refused (ValidationError)."""
+    try:
+        api = agency_stripe(agency=current_agency())
+    except NotConnected as error:
+        raise ValidationError(str(error)) from None
+    if api.account_id != setup.stripe_account_id:
+        raise ValidationError("This card setup was started on a Stripe account your agency is no longer "
+                              "connected to. Start again.")
+    return str(api.setup_intent_retrieve(setup.setup_intent_id).client_secret)
+
+
 def payment_request_refusal(*, subaccount: SubAccount) -> str | None:
     """Why the agency cannot ask this client for a card right now, or None."""
     if connected_account_for_agency(agency=current_agency()) is None:

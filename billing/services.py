@@ -70,6 +70,20 @@ def _current_stripe() -> AgencyStripe:
         raise ValidationError(str(error)) from None
 
 
+class OtherStripeAccount(ValidationError):
+    """A row made on a Stripe account the agency is no longer connected to: nothing is done with it."""
+
+
+def _current_stripe_for(*, account_id: str, what: str) -> AgencyStripe:
+    """The agency's *current* connection, refusing a row whose Stripe objects live on another account."""
+    api = _current_stripe()
+    if account_id != api.account_id:
+        raise OtherStripeAccount(
+            f"This {what} was made on a Stripe account your agency is no longer connected to, so nothing was "
+            "changed. Start again from Company Billing.")
+    return api
+
+
 def _deleted(customer: stripe.Customer) -> bool:
     return bool(getattr(customer, "deleted", False))
 
@@ -121,14 +135,33 @@ def billing_card_sync(*, profile: BillingProfile, api: AgencyStripe, actor: str 
     return profile
 
 
+def _customer_gone(*, api: AgencyStripe, customer_id: str) -> bool:
+    """Stripe says the customer was deleted (e.g. in the agency's dashboard) or no longer exists."""
+    try:
+        return _deleted(api.customer_retrieve(customer_id))
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        return True
+
+
 def _customer_ensure(*, profile: BillingProfile, api: AgencyStripe) -> str:
+    key = _key("customer", profile.pk, api.account_id)
     if profile.stripe_customer_id and profile.stripe_account_id == api.account_id:
-        return profile.stripe_customer_id
+        if not _customer_gone(api=api, customer_id=profile.stripe_customer_id):
+            return profile.stripe_customer_id
+        # Forget it and make a new one. The new key still carries our row id, plus the forgotten customer's
+        # id: unique for each customer we had to replace, so it never replays the deleted one's creation.
+        forgotten = profile.stripe_customer_id
+        audit_record(subaccount=profile.subaccount, actor="Stripe", action=AuditEntry.Action.CUSTOMER_FORGOTTEN,
+                     before={"stripe_customer_id": forgotten, **_card_state(profile)},
+                     after={"stripe_customer_id": ""})
+        key = _key("customer", profile.pk, api.account_id, "replacing", forgotten)
     subaccount = profile.subaccount
     customer = api.customer_create(
         name=subaccount.name, email=subaccount.contact_email,
         metadata={"rebill_schema": current_schema(), "rebill_subaccount": str(subaccount.pk)},
-        idempotency_key=_key("customer", profile.pk, api.account_id),
+        idempotency_key=key,
     )
     profile.stripe_account_id = api.account_id
     profile.stripe_customer_id = customer.id
@@ -169,7 +202,10 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     if setup.status == CardSetup.Status.SUCCEEDED:
         return setup
     profile = _profile_locked(setup.subaccount)
-    api = AgencyStripe(setup.stripe_account_id)
+    try:
+        api = _current_stripe_for(account_id=setup.stripe_account_id, what="card setup")
+    except ValidationError as error:
+        raise CardNotConfirmed(error.messages[0]) from None
     setup_intent = api.setup_intent_retrieve(setup.setup_intent_id)
     if setup_intent.status == "canceled":
         setup.status = CardSetup.Status.FAILED
@@ -214,7 +250,7 @@ def card_remove(*, subaccount: SubAccount, by: User) -> BillingProfile:
     profile = _profile_locked(subaccount)
     if not profile.has_card:
         raise ValidationError("There is no card on file.")
-    api = AgencyStripe(profile.stripe_account_id)
+    api = _current_stripe_for(account_id=profile.stripe_account_id, what="card")
     removing = profile.card_payment_method_id
     others = [card for card in api.customer_cards(profile.stripe_customer_id) if card.id != removing]
     if profile.rebilling_enabled and not others:

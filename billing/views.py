@@ -15,6 +15,7 @@ from billing.forms import CustomerLinkForm, CustomerSearchForm
 from billing.models import CardSetup
 from billing.selectors import (
     billing_profile,
+    card_setup_client_secret,
     card_setup_for_account_admin,
     company_billing_membership,
     manage_client_billing,
@@ -34,7 +35,7 @@ from billing.services import (
 )
 from people.models import User
 from rebill.access import agency_admin_required
-from stripe_connect.gateway import AgencyStripe, publishable_key, stripe_js_url
+from stripe_connect.gateway import publishable_key, stripe_js_url
 from subaccounts.selectors import subaccount_for_agency_staff
 
 
@@ -71,9 +72,13 @@ def card_setup_page(request: HttpRequest, subaccount_id: int, setup_id: int) -> 
     setup = card_setup_for_account_admin(membership=membership, setup_id=setup_id)
     if setup.status != CardSetup.Status.STARTED:
         return redirect("billing:company", subaccount_id=subaccount_id)
-    setup_intent = AgencyStripe(setup.stripe_account_id).setup_intent_retrieve(setup.setup_intent_id)
+    try:
+        client_secret = card_setup_client_secret(setup=setup)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("billing:company", subaccount_id=subaccount_id)
     return render(request, "billing/card_setup.html", {
-        "subaccount": membership.subaccount, "setup": setup, "client_secret": setup_intent.client_secret,
+        "subaccount": membership.subaccount, "setup": setup, "client_secret": client_secret,
         "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url(),
         "profile": billing_profile(subaccount=membership.subaccount),
     })

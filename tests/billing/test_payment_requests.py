@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 from billing.models import BillingProfile, PaymentRequest
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.models import ConnectedAccount
-from subaccounts.models import AuditEntry, Membership
+from subaccounts.models import AuditEntry, Membership, SubAccount
 from tests.billing.fixtures import ACCT_A, ACCT_B, api_requests, customer_with_card
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
@@ -143,10 +143,10 @@ def test_a_link_that_cannot_be_emailed_leaves_nothing_behind(world, connected, s
 def test_a_link_for_a_client_named_with_a_line_break_goes_out_with_a_one_line_subject(
         world, connected, django_capture_on_commit_callbacks):
     # given a client named before names were checked
-    subaccount = world.a.subaccounts[0]
+    # (a row of its own: the session's shared `world` objects must keep their names)
     with tenant_context(world.a.agency):
-        type(subaccount).objects.filter(pk=subaccount.pk).update(name="Evil\nBcc: x@y.test")
-        subaccount.refresh_from_db()
+        subaccount = SubAccount.objects.get(pk=world.a.subaccounts[0].pk)
+        SubAccount.objects.filter(pk=subaccount.pk).update(name="Evil\nBcc: x@y.test")
 
     response = _send_link(world.a, subaccount, django_capture_on_commit_callbacks)
 

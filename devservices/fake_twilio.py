@@ -426,7 +426,16 @@ class FakeTwilio:
             return twilio_error(400, 20001, f"PageSize must be between 1 and {MAX_PAGE_SIZE}")
         category = q.get("Category")
 
-        rows = _with_parents(_leaves_for(self.state, acct, start, end))
+        leaves = _leaves_for(self.state, acct, start, end)
+        # Twilio's default: a main account's usage includes every subaccount's (IncludeSubaccounts=true).
+        if q.get("IncludeSubaccounts", "true").lower() != "false":
+            for child in self.state.accounts.values():
+                if child.parent_sid == acct.sid:
+                    for key, leaf in _leaves_for(self.state, child, start, end).items():
+                        mine = leaves.get(key)
+                        leaves[key] = leaf if mine is None else Leaf(
+                            mine.count + leaf.count, mine.usage + leaf.usage, mine.price + leaf.price)
+        rows = _with_parents(leaves)
         keys = sorted(k for k in rows if category is None or k[1] == category)
         # PageToken encodes the last key served, so paging stays exact even if rows appear meanwhile.
         token = q.get("PageToken")
@@ -452,7 +461,8 @@ class FakeTwilio:
 
         path = f"{API}/Accounts/{sid}/Usage/Records/Daily.json"
         filters = {k: v for k, v in (("Category", category), ("StartDate", start.isoformat()),
-                                     ("EndDate", end.isoformat())) if v}
+                                     ("EndDate", end.isoformat()),
+                                     ("IncludeSubaccounts", q.get("IncludeSubaccounts"))) if v}
 
         def uri(page_no: int, page_token: str | None) -> str:
             params = {**filters, "PageSize": page_size, "Page": page_no}

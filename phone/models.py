@@ -86,7 +86,7 @@ class UsageLine(models.Model):
 
     `cost` is the agency's cost: LC Phone — the price book (units added since the last pull are priced
     at the price in force when pulled); Twilio — Twilio's reported price. `revision` grows with every
-    change, and `billed_cost` is what has been rebilled so far, so billing takes `cost - billed_cost`.
+    change, and every change appends one UsageDelta (same statement), so `cost` == Σ its deltas' cost.
     """
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="usage_lines")
@@ -103,6 +103,7 @@ class UsageLine(models.Model):
     # The price-book price applied to the latest units; null when the cost is Twilio's own price.
     unit_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     cost = models.DecimalField(max_digits=18, decimal_places=6)
+    currency = models.CharField(max_length=3, default="usd")  # Twilio's price_unit, lowercase
     billed_cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     revision = models.PositiveIntegerField(default=1)
     # When the data was read from Twilio: an older read never overwrites a newer one.
@@ -121,3 +122,31 @@ class UsageLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"
+
+
+class UsageDelta(models.Model):
+    """What one revision of a usage line changed: insert-only, never edited (DESIGN §4).
+
+    Written by the same statement that upserts the line, so a line's `cost` always equals the sum of its
+    deltas' `cost_delta`, and its revisions run 1, 2, 3... A downward correction is a negative delta.
+    Deltas are what gets billed: once into the client's wallet, once into the agency's platform bill.
+    """
+
+    line = models.ForeignKey(UsageLine, on_delete=models.PROTECT, related_name="deltas")
+    revision = models.PositiveIntegerField()
+    units_delta = models.DecimalField(max_digits=18, decimal_places=6)
+    # The price-book price the units of this change were priced at (new units: the price in force; a
+    # shrink: the line's average price); null when the cost is Twilio's own price.
+    unit_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    cost_delta = models.DecimalField(max_digits=18, decimal_places=6)
+    currency = models.CharField(max_length=3)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["line", "revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["line", "revision"], name="one_usage_delta_per_line_revision"),
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.line_id} r{self.revision}: {self.units_delta:+} units, {self.cost_delta:+} {self.currency}"

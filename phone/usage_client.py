@@ -302,12 +302,14 @@ def parse_usage_record(raw: Any, account_sid: str) -> UsageRecord | None:
 def fetch_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start: date, end: date,
                       base_url: str | None = None, page_size: int = 1000, timeout: float = 10.0,
                       retry: RetryPolicy | None = None,
-                      include_subaccounts: bool | None = None) -> Iterator[UsageRecord]:
+                      include_subaccounts: bool = False) -> Iterator[UsageRecord]:
     """Yield every billable leaf record of ``account_sid`` for UTC days ``start``..``end``.
 
     ``auth_sid``/``auth_token`` are the account's own credentials or its master account's. Pages
     are fetched lazily; a failure after some records were yielded raises then, so callers should
     consume the whole iterator before committing anything.
+    ``IncludeSubaccounts`` is always sent (false unless asked): Twilio's own default is true, which would
+    give a main account its subaccounts' usage as its own.
     Raises CredentialsInvalid (401), AccountNotFound (404) or UsageFetchError.
     """
     if not 1 <= page_size <= 1000:
@@ -322,13 +324,12 @@ def fetch_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start
 
 def _iter_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start: date, end: date,
                       base_url: str | None, page_size: int, timeout: float, retry: RetryPolicy | None,
-                      include_subaccounts: bool | None) -> Iterator[UsageRecord]:
+                      include_subaccounts: bool) -> Iterator[UsageRecord]:
     client = _client(auth_sid=auth_sid, auth_token=auth_token, account_sid=account_sid, base_url=base_url,
                      timeout=timeout, retry=retry)
     params: dict[str, object] = {"StartDate": start.isoformat(), "EndDate": end.isoformat(),
-                                 "PageSize": page_size}
-    if include_subaccounts is not None:
-        params["IncludeSubaccounts"] = "true" if include_subaccounts else "false"
+                                 "PageSize": page_size,
+                                 "IncludeSubaccounts": "true" if include_subaccounts else "false"}
     try:
         response = client.api.v2010.page("GET", f"/Accounts/{account_sid}/Usage/Records/Daily.json",
                                           params=params, headers={"Accept": "application/json"})

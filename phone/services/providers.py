@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -28,6 +29,7 @@ from phone.usage_client import (
     check_credentials,
     create_subaccount,
 )
+from phoneregistry.services import AccountSidTaken, twilio_account_claim, twilio_account_release
 from subaccounts.models import SubAccount
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,22 @@ def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token:
         return _twilio_save(subaccount=subaccount, account_sid=account_sid, auth_token=auth_token, by=by)
     except IntegrityError:  # another admin set this sub-account's first provider at the same moment
         raise ValidationError(_CHANGED_MEANWHILE) from None
+    except AccountSidTaken:
+        raise ValidationError({"account_sid": "This Twilio account is already used by another sub-account; "
+                                              "each Twilio account can be billed by one sub-account only."}) from None
+
+
+# An account a sub-account stopped using is still pulled this long, for late corrections (DESIGN §4).
+OLD_ACCOUNT_PULL_DAYS = 35
+
+
+def _claim_account(*, provider: SubAccountProvider, before: dict[str, Any]) -> None:
+    """Claim the provider's account platform-wide and let go of the Twilio account it used before (later)."""
+    twilio_account_claim(account_sid=provider.account_sid, subaccount_id=provider.subaccount_id)
+    previous = before.get("twilio_account_sid") or ""
+    if previous and previous != provider.account_sid:
+        twilio_account_release(account_sid=previous, subaccount_id=provider.subaccount_id,
+                               after=timezone.now() + timedelta(days=OLD_ACCOUNT_PULL_DAYS))
 
 
 _CHANGED_MEANWHILE = "Someone else changed this sub-account's phone provider just now; reload and try again."
@@ -115,6 +133,7 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     provider.status = ProviderStatus.ACTIVE
     provider.last_error, provider.last_error_at = "", None
     provider.save()
+    _claim_account(provider=provider, before=before)
     ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
                                   after=_snapshot(provider))
     return provider
@@ -133,7 +152,14 @@ def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, b
     provider.twilio_account_sid = account_sid
     provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
     provider.twilio_auth_token_last4 = auth_token[-4:]
-    return _activate_and_audit(provider=provider, by=by, action=action, before=before)
+    provider = _activate_and_audit(provider=provider, by=by, action=action, before=before)
+    if before.get("status") == ProviderStatus.CREDENTIALS_INVALID:
+        # Pulls stopped while the credentials were bad: catch up now, not at the next beat.
+        from phone.tasks import usage_pull_subaccount
+
+        provider_id = provider.pk
+        transaction.on_commit(lambda: usage_pull_subaccount.delay(provider_id))
+    return provider
 
 
 def _lc_phone_friendly_name(subaccount: SubAccount) -> str:
@@ -160,6 +186,9 @@ def provider_set_lc_phone(*, subaccount: SubAccount, by: User) -> SubAccountProv
         return _lc_phone_save(subaccount=subaccount, lc_phone_account_sid=lc_phone_account_sid, by=by)
     except IntegrityError:  # another admin set this sub-account's first provider at the same moment
         raise ValidationError(_CHANGED_MEANWHILE) from None
+    except AccountSidTaken:  # only if the platform handed one LC Phone subaccount out twice
+        log.error("LC Phone subaccount %s is claimed by another sub-account", lc_phone_account_sid)
+        raise ValidationError("LC Phone could not be set up right now; nothing was changed.") from None
 
 
 @transaction.atomic

@@ -26,6 +26,7 @@ from phone.usage_client import CredentialsInvalid, UsageFetchError, UsageRecord,
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 3  # a day's totals keep changing for a day or two after it ends
+CATCH_UP_DAYS = 35  # how far a pull reaches back at most; the daily re-read reads all of it
 
 
 class PullOutcome(StrEnum):
@@ -43,14 +44,24 @@ class PullResult:
     changed: int = 0  # lines inserted or updated
 
 
-def usage_window(*, now: datetime) -> tuple[date, date]:
-    """The rolling window of UTC days pulled each time: today and the days before it."""
+def usage_window(*, now: datetime, last_pulled_at: datetime | None = None,
+                 full_reread: bool = False) -> tuple[date, date]:
+    """The UTC days a pull reads: today and the two days before, reaching back to the day of the last
+    successful pull (an outage, bad credentials or a worker down for days is caught up), capped at
+    CATCH_UP_DAYS; the daily re-read takes the whole CATCH_UP_DAYS for late corrections."""
     today = now.astimezone(UTC).date()
-    return today - timedelta(days=WINDOW_DAYS - 1), today
+    earliest = today - timedelta(days=CATCH_UP_DAYS - 1)
+    if full_reread:
+        return earliest, today
+    start = today - timedelta(days=WINDOW_DAYS - 1)
+    if last_pulled_at is not None:
+        start = min(start, last_pulled_at.astimezone(UTC).date())
+    return max(start, earliest), today
 
 
-def usage_pull(*, provider_id: int, start: date | None = None, end: date | None = None) -> PullResult:
-    """Pull one sub-account's usage for `start`..`end` (default: the rolling window) and store it.
+def usage_pull(*, provider_id: int, start: date | None = None, end: date | None = None,
+               full_reread: bool = False) -> PullResult:
+    """Pull one sub-account's usage for `start`..`end` (default: usage_window) and store it.
 
     Raises UsageFetchError when Twilio stays unreachable after the client's retries (recorded on the
     provider for the agency to see; the next pull covers the same days again).
@@ -61,8 +72,13 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
     if provider.status == ProviderStatus.CREDENTIALS_INVALID:
         return PullResult(PullOutcome.SKIPPED_CREDENTIALS_INVALID)
     fetched_at = timezone.now()
+    window_start, today = usage_window(now=fetched_at, last_pulled_at=provider.last_pulled_at,
+                                       full_reread=full_reread)
     if start is None or end is None:
-        start, end = usage_window(now=fetched_at)
+        start, end = window_start, today
+    # Only a read that covers every day since the last successful pull may move last_pulled_at on
+    # (a backfill of old days must not make the next pull skip the days in between).
+    catches_up = start <= window_start and end >= today
     access = provider_access(provider)
     try:
         records = list(fetch_daily_usage(
@@ -86,7 +102,7 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
         provider_record_error(provider=provider, reason=f"Usage could not be read from Twilio: {error}")
         raise
     return usage_lines_store(provider=provider, account_sid=access.account_sid, records=records,
-                             fetched_at=fetched_at)
+                             fetched_at=fetched_at, mark_pulled=catches_up)
 
 
 _LOCK_PROVIDER = """
@@ -96,7 +112,8 @@ FROM phone_subaccountprovider WHERE id = %s FOR UPDATE
 """
 _MARK_PULLED = """
 UPDATE phone_subaccountprovider
-SET last_pulled_at = %(fetched_at)s, last_error = '', last_error_at = NULL, updated_at = %(now)s
+SET last_pulled_at = CASE WHEN %(mark_pulled)s THEN GREATEST(last_pulled_at, %(fetched_at)s) ELSE last_pulled_at END,
+    last_error = '', last_error_at = NULL, updated_at = %(now)s
 WHERE id = %(provider_id)s;
 """
 
@@ -106,6 +123,9 @@ WHERE id = %(provider_id)s;
 # On conflict: an older read never overwrites a newer one, an unchanged line is not touched (its revision
 # stays), units added since the last pull are priced at today's price book while already-priced units keep
 # theirs, and a line that shrinks (Twilio corrected it) keeps its average price.
+# The same statement appends one usage delta per line it wrote: the new values minus the line as it was
+# before the statement (`existing`, read from the statement's snapshot; the provider row lock keeps every
+# other pull of this sub-account out), so a line's cost is always the sum of its deltas.
 _UPSERT = """
 WITH prices AS (
     SELECT DISTINCT ON (category) category, unit_price
@@ -115,58 +135,67 @@ WITH prices AS (
 ), incoming AS (
     SELECT r->>0 AS category, (r->>1)::date AS day, r->>2 AS product, r->>3 AS usage_unit,
            round((r->>4)::numeric, 6) AS count, round((r->>5)::numeric, 6) AS units,
-           round((r->>6)::numeric, 6) AS twilio_price
+           round((r->>6)::numeric, 6) AS twilio_price, r->>7 AS currency
     FROM jsonb_array_elements(%(records)s::jsonb) AS r
+), existing AS (
+    SELECT l.id, l.category, l.day, l.count, l.units, l.twilio_price, l.cost
+    FROM incoming i JOIN phone_usageline l
+      ON l.subaccount_id = %(subaccount_id)s AND l.day = i.day AND l.category = i.category
+     AND l.account_sid = %(account_sid)s
 ), changed AS (
     -- Most lines are unchanged from one pull to the next: leaving them out here spares ON CONFLICT
     -- locking (and so rewriting) every one of them.
-    SELECT i.* FROM incoming i
-    WHERE NOT EXISTS (
-        SELECT 1 FROM phone_usageline l
-        WHERE l.subaccount_id = %(subaccount_id)s AND l.day = i.day AND l.category = i.category
-          AND l.account_sid = %(account_sid)s
-          AND (l.count, l.units, l.twilio_price) = (i.count, i.units, i.twilio_price)
-    )
+    SELECT i.* FROM incoming i LEFT JOIN existing e USING (day, category)
+    WHERE e.id IS NULL OR (e.count, e.units, e.twilio_price) IS DISTINCT FROM (i.count, i.units, i.twilio_price)
+), written AS (
+    INSERT INTO phone_usageline AS line
+        (subaccount_id, provider, account_sid, category, day, product, usage_unit, count, units, twilio_price,
+         unit_price, cost, currency, billed_cost, revision, fetched_at, created_at, updated_at)
+    SELECT %(subaccount_id)s, %(provider)s, %(account_sid)s, i.category, i.day, i.product, i.usage_unit, i.count,
+           i.units, i.twilio_price, p.unit_price, COALESCE(round(i.units * p.unit_price, 6), i.twilio_price),
+           i.currency, 0, 1, %(fetched_at)s, %(now)s, %(now)s
+    FROM changed i LEFT JOIN prices p USING (category)
+    ON CONFLICT (subaccount_id, day, category, account_sid) DO UPDATE SET
+        provider = EXCLUDED.provider,
+        product = EXCLUDED.product,
+        usage_unit = EXCLUDED.usage_unit,
+        count = EXCLUDED.count,
+        units = EXCLUDED.units,
+        twilio_price = EXCLUDED.twilio_price,
+        unit_price = EXCLUDED.unit_price,
+        cost = CASE
+            WHEN EXCLUDED.unit_price IS NULL THEN EXCLUDED.twilio_price
+            WHEN EXCLUDED.units >= line.units
+                THEN line.cost + round((EXCLUDED.units - line.units) * EXCLUDED.unit_price, 6)
+            ELSE round(line.cost * EXCLUDED.units / line.units, 6)
+        END,
+        currency = EXCLUDED.currency,
+        revision = line.revision + 1,
+        fetched_at = EXCLUDED.fetched_at,
+        updated_at = EXCLUDED.updated_at
+    WHERE line.fetched_at <= EXCLUDED.fetched_at
+      AND (line.count, line.units, line.twilio_price)
+          IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.units, EXCLUDED.twilio_price)
+    RETURNING line.id, line.revision, line.units, line.unit_price, line.cost, line.currency, line.fetched_at
 )
-INSERT INTO phone_usageline AS line
-    (subaccount_id, provider, account_sid, category, day, product, usage_unit, count, units, twilio_price,
-     unit_price, cost, billed_cost, revision, fetched_at, created_at, updated_at)
-SELECT %(subaccount_id)s, %(provider)s, %(account_sid)s, i.category, i.day, i.product, i.usage_unit, i.count,
-       i.units, i.twilio_price, p.unit_price, COALESCE(round(i.units * p.unit_price, 6), i.twilio_price),
-       0, 1, %(fetched_at)s, %(now)s, %(now)s
-FROM changed i LEFT JOIN prices p USING (category)
-ON CONFLICT (subaccount_id, day, category, account_sid) DO UPDATE SET
-    provider = EXCLUDED.provider,
-    product = EXCLUDED.product,
-    usage_unit = EXCLUDED.usage_unit,
-    count = EXCLUDED.count,
-    units = EXCLUDED.units,
-    twilio_price = EXCLUDED.twilio_price,
-    unit_price = EXCLUDED.unit_price,
-    cost = CASE
-        WHEN EXCLUDED.unit_price IS NULL THEN EXCLUDED.twilio_price
-        WHEN EXCLUDED.units >= line.units
-            THEN line.cost + round((EXCLUDED.units - line.units) * EXCLUDED.unit_price, 6)
-        ELSE round(line.cost * EXCLUDED.units / line.units, 6)
-    END,
-    revision = line.revision + 1,
-    fetched_at = EXCLUDED.fetched_at,
-    updated_at = EXCLUDED.updated_at
-WHERE line.fetched_at <= EXCLUDED.fetched_at
-  AND (line.count, line.units, line.twilio_price)
-      IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.units, EXCLUDED.twilio_price)
+INSERT INTO phone_usagedelta (line_id, revision, units_delta, unit_price, cost_delta, currency, fetched_at)
+SELECT w.id, w.revision, w.units - COALESCE(e.units, 0),
+       CASE WHEN w.unit_price IS NULL OR e.id IS NULL OR w.units >= e.units THEN w.unit_price
+            ELSE round(e.cost / e.units, 6) END,
+       w.cost - COALESCE(e.cost, 0), w.currency, w.fetched_at
+FROM written w LEFT JOIN existing e ON e.id = w.id
 """
 
 
 def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records: Iterable[UsageRecord],
-                      fetched_at: datetime) -> PullResult:
+                      fetched_at: datetime, mark_pulled: bool = True) -> PullResult:
     """Upsert the lines of `records` (all read at `fetched_at`) in one transaction."""
     latest: dict[tuple[str, date], UsageRecord] = {}
     for record in records:
         latest[(record.category, record.day)] = record  # a record repeated across pages counts once
     payload = json.dumps([
         [category, day.isoformat(), record.product, record.usage_unit, str(record.count), str(record.usage),
-         str(record.price)]
+         str(record.price), record.price_unit]
         for (category, day), record in sorted(latest.items())
     ])
     # One cursor, three round trips (lock, upsert, commit): at ~100 lines per sub-account the fixed cost of
@@ -188,7 +217,7 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
         cursor.execute(_MARK_PULLED + (_UPSERT if latest else ""), {
             "provider_id": provider.pk, "use_price_book": kind == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
             "records": payload, "subaccount_id": subaccount_id, "provider": kind, "account_sid": account_sid,
-            "now": now,
+            "now": now, "mark_pulled": mark_pulled,
         })
         changed = cursor.rowcount if latest else 0
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)

@@ -78,6 +78,15 @@ LEAVES: dict[str, Category] = {c.name: c for c in [
              (), Decimal("0.0030")),
 ]}
 
+# Finer categories Twilio reports under a category we bill as a leaf (``mms-inbound`` rolls up
+# ``mms-inbound-longcode``, ...). Never generated; set them explicitly and the fake serves both levels.
+FINER: dict[str, Category] = {c.name: c for c in [
+    Category("mms-inbound-longcode", "Inbound Longcode MMS", "messages", "messages", ("mms-inbound", "mms")),
+    Category("mms-inbound-tollfree", "Inbound Tollfree MMS", "messages", "messages", ("mms-inbound", "mms")),
+    Category("mms-outbound-longcode", "Outbound Longcode MMS", "messages", "messages", ("mms-outbound", "mms")),
+    Category("mms-outbound-tollfree", "Outbound Tollfree MMS", "messages", "messages", ("mms-outbound", "mms")),
+]}
+
 PARENTS: dict[str, Category] = {c.name: c for c in [
     Category("sms", "SMS Messages", "messages", "messages", ()),
     Category("sms-inbound", "Inbound SMS", "messages", "messages", ()),
@@ -98,7 +107,7 @@ DAILY_WEIGHT: dict[str, int] = {  # typical daily volume per leaf, used by the g
 
 
 def _category_meta(name: str) -> Category:
-    return LEAVES.get(name) or PARENTS.get(name) or Category(name, name, "", "", ())
+    return LEAVES.get(name) or FINER.get(name) or PARENTS.get(name) or Category(name, name, "", "", ())
 
 
 # --- State ---------------------------------------------------------------------------------------
@@ -136,6 +145,7 @@ class Account:
     bulk: tuple[date, int, int] | None = None
     faults: deque[Fault] = field(default_factory=deque)
     malformed: deque[Fault] = field(default_factory=deque)
+    overlaps: int = 0  # next pages that repeat the previous page's last record
 
 
 class State:
@@ -206,10 +216,9 @@ def _with_parents(leaves: dict[tuple[date, str], Leaf]) -> dict[tuple[date, str]
             out.setdefault((day, parent), Leaf(Decimal(0), Decimal(0), Decimal(0)))
     for (day, cat), leaf in leaves.items():
         for parent in _category_meta(cat).parents:
-            p = out[(day, parent)]
-            p.count += leaf.count
-            p.usage += leaf.usage
-            p.price += leaf.price
+            # A new Leaf each time: a parent may be a category stored as a leaf (mms-inbound), never mutated.
+            p = out.get((day, parent)) or Leaf(Decimal(0), Decimal(0), Decimal(0))
+            out[(day, parent)] = Leaf(p.count + leaf.count, p.usage + leaf.usage, p.price + leaf.price)
         total = out[(day, "totalprice")]
         total.usage += leaf.price
         total.price += leaf.price
@@ -445,6 +454,10 @@ class FakeTwilio:
             if len(last) == 2:
                 marker = (date.fromisoformat(last[0]), last[1])
                 offset = next((i for i, k in enumerate(keys) if k > marker), len(keys))
+        if acct.overlaps and offset > 0:
+            # Offset paging while a row appears: the next page starts with the last record of the previous one.
+            acct.overlaps -= 1
+            offset -= 1
         chunk = keys[offset:offset + page_size]
         as_of = datetime.now(UTC).replace(microsecond=0).isoformat()
         sid_json = json.dumps(sid)[1:-1]
@@ -587,6 +600,8 @@ class Control:
                       seconds=float(data.get("seconds", 0)), field=data.get("field", "price"))
         if kind == "malformed":
             acct.malformed.append(fault)
+        elif kind == "overlap":
+            acct.overlaps += fault.remaining
         elif kind in ("status", "sleep"):
             acct.faults.append(fault)
         else:
@@ -597,6 +612,7 @@ class Control:
         acct = self._get(request)
         acct.faults.clear()
         acct.malformed.clear()
+        acct.overlaps = 0
         return web.json_response({"ok": True})
 
     async def bulk(self, request: web.Request) -> web.Response:
@@ -687,8 +703,9 @@ def set_usage(base_url: str, sid: str, records: Iterable[dict[str, Any]], *,
 def inject_fault(base_url: str, sid: str, kind: str, *, count: int = 1, status: int = 500,
                  retry_after: float | str | None = None, seconds: float = 0.0, field: str = "price") -> None:
     """kind: ``status`` (next ``count`` requests answer ``status``), ``sleep`` (next requests wait
-    ``seconds`` first) or ``malformed`` (next ``count`` usage pages carry one extra broken record,
-    broken in ``field``: price, usage, count, category or date)."""
+    ``seconds`` first), ``malformed`` (next ``count`` usage pages carry one extra broken record,
+    broken in ``field``: price, usage, count, category or date) or ``overlap`` (next ``count`` usage
+    pages after the first start with the previous page's last record again)."""
     _call(base_url, "POST", f"/_fake/accounts/{sid}/faults",
           {"kind": kind, "count": count, "status": status, "retry_after": retry_after,
            "seconds": seconds, "field": field})

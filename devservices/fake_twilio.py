@@ -4,6 +4,7 @@ Speaks Twilio's real JSON shapes (2010-04-01 API):
 
 * ``GET  /2010-04-01/Accounts/{Sid}/Usage/Records/Daily.json`` (paged, parents roll up leaves)
 * ``GET  /2010-04-01/Accounts/{Sid}.json`` / ``POST`` with ``Status=`` (suspend / resume / close)
+* ``GET  /2010-04-01/Accounts/{Sid}/Balance.json`` (the account's currency)
 * ``POST /2010-04-01/Accounts.json`` with ``FriendlyName=`` (create a subaccount under the caller)
 
 plus an unauthenticated control API under ``/_fake/`` for tests, the demo and the benchmark
@@ -146,6 +147,8 @@ class Account:
     faults: deque[Fault] = field(default_factory=deque)
     malformed: deque[Fault] = field(default_factory=deque)
     overlaps: int = 0  # next pages that repeat the previous page's last record
+    unlisted: set[tuple[date, str]] = field(default_factory=set)  # usage Twilio bills but does not list
+    currency: str = "usd"  # what the account is billed in: usage records' price_unit, Balance's currency
 
 
 class State:
@@ -445,7 +448,7 @@ class FakeTwilio:
                         leaves[key] = leaf if mine is None else Leaf(
                             mine.count + leaf.count, mine.usage + leaf.usage, mine.price + leaf.price)
         rows = _with_parents(leaves)
-        keys = sorted(k for k in rows if category is None or k[1] == category)
+        keys = sorted(k for k in rows if (category is None or k[1] == category) and k not in acct.unlisted)
         # PageToken encodes the last key served, so paging stays exact even if rows appear meanwhile.
         token = q.get("PageToken")
         offset = page * page_size
@@ -462,6 +465,8 @@ class FakeTwilio:
         as_of = datetime.now(UTC).replace(microsecond=0).isoformat()
         sid_json = json.dumps(sid)[1:-1]
         records = [_record_text(sid_json, day, cat, rows[(day, cat)], as_of) for day, cat in chunk]
+        if acct.currency != "usd":
+            records = [r.replace('"price_unit": "usd"', f'"price_unit": "{acct.currency}"') for r in records]
         if acct.malformed and records:
             broken = acct.malformed[0]
             broken.remaining -= 1
@@ -519,6 +524,13 @@ class FakeTwilio:
             acct.updated = datetime.now(UTC)
         return web.json_response(_account_json(acct))
 
+    async def balance(self, request: web.Request) -> web.Response:
+        acct, refusal = await self._target_account(request)
+        if refusal is not None:
+            return refusal
+        assert acct is not None
+        return web.json_response({"account_sid": acct.sid, "balance": "20.00", "currency": acct.currency.upper()})
+
     async def create_account(self, request: web.Request) -> web.Response:
         creds = _basic_auth(request)
         self._log(request, None, creds[0] if creds else None)
@@ -558,12 +570,14 @@ class Control:
             return web.json_response(error, status=400)
         acct = Account(sid=data["sid"], auth_token=data["auth_token"], parent_sid=data.get("parent_sid"),
                        friendly_name=data.get("friendly_name") or data["sid"],
-                       status=data.get("status") or "active", demo=bool(data.get("demo", False)))
+                       status=data.get("status") or "active", demo=bool(data.get("demo", False)),
+                       currency=str(data.get("currency") or "usd").lower())
         self.state.accounts[acct.sid] = acct
         return web.json_response(self._summary(acct))
 
     def _summary(self, acct: Account) -> dict[str, Any]:
         return {"sid": acct.sid, "parent_sid": acct.parent_sid, "friendly_name": acct.friendly_name,
+                "currency": acct.currency,
                 "status": acct.status, "demo": acct.demo}
 
     def _get(self, request: web.Request) -> Account:
@@ -586,9 +600,14 @@ class Control:
             if rec["category"] in PARENTS:
                 error = {"error": f"{rec['category']} is a parent; parents are computed"}
                 return web.json_response(error, status=400)
-            acct.usage[(date.fromisoformat(rec["date"]), rec["category"])] = Leaf(
+            key = (date.fromisoformat(rec["date"]), rec["category"])
+            acct.usage[key] = Leaf(
                 Decimal(str(rec.get("count", 0))), Decimal(str(rec.get("usage", rec.get("count", 0)))),
                 Decimal(str(rec.get("price", "0"))))
+            if rec.get("unlisted"):  # in totalprice, but never served as a record of its own
+                acct.unlisted.add(key)
+            else:
+                acct.unlisted.discard(key)
         return web.json_response({"ok": True, "records": len(acct.usage)})
 
     async def faults(self, request: web.Request) -> web.Response:
@@ -649,6 +668,7 @@ def make_app(*, demo: bool = False) -> web.Application:
     app["state"] = state
     app.router.add_get(f"{API}/Accounts/{{sid}}/Usage/Records/Daily.json", api.daily)
     app.router.add_route("GET", f"{API}/Accounts/{{sid}}.json", api.account)
+    app.router.add_get(f"{API}/Accounts/{{sid}}/Balance.json", api.balance)
     app.router.add_route("POST", f"{API}/Accounts/{{sid}}.json", api.account)
     app.router.add_post(f"{API}/Accounts.json", api.create_account)
     app.router.add_post("/_fake/reset", ctl.reset)
@@ -685,9 +705,9 @@ def _call(base_url: str, method: str, path: str, body: Any = None) -> Any:
 
 def create_account(base_url: str, sid: str, auth_token: str, *, parent_sid: str | None = None,
                    friendly_name: str | None = None, status: str = "active",
-                   demo: bool = False) -> dict[str, Any]:
+                   demo: bool = False, currency: str = "usd") -> dict[str, Any]:
     body: dict[str, Any] = {"sid": sid, "auth_token": auth_token, "parent_sid": parent_sid,
-                            "status": status, "demo": demo}
+                            "status": status, "demo": demo, "currency": currency}
     if friendly_name is not None:
         body["friendly_name"] = friendly_name
     return _call(base_url, "POST", "/_fake/accounts", body)
@@ -695,7 +715,10 @@ def create_account(base_url: str, sid: str, auth_token: str, *, parent_sid: str 
 
 def set_usage(base_url: str, sid: str, records: Iterable[dict[str, Any]], *,
               replace_all: bool = False) -> None:
-    """Set leaf records ``{category, date, count, usage, price}``; each replaces its (category, date)."""
+    """Set leaf records ``{category, date, count, usage, price}``; each replaces its (category, date).
+
+    A record with ``"unlisted": True`` counts in its parents and ``totalprice`` but is never served itself
+    (usage Twilio bills without listing it: the day's leaves then fall short of ``totalprice``)."""
     recs = [{**r, "date": str(r["date"])} for r in records]  # str(date) is ISO
     _call(base_url, "POST", f"/_fake/accounts/{sid}/usage", {"records": recs, "replace_all": replace_all})
 

@@ -66,6 +66,8 @@ class ProviderChange(models.Model):
         CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
         MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
         CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
+        LC_PHONE_SUSPENDED = "lc_phone_suspended", "LC Phone subaccount suspended at Twilio"
+        LC_PHONE_RESUMED = "lc_phone_resumed", "LC Phone subaccount resumed at Twilio"
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="phone_provider_changes")
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -79,6 +81,31 @@ class ProviderChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} ({self.subaccount_id})"
+
+
+class RetiredAccount(models.Model):
+    """A Twilio account a sub-account stopped using (it changed provider or Twilio account).
+
+    Its usage up to the day of the switch is still the sub-account's: the daily re-read keeps pulling it
+    until `pull_until` (35 days on), so late corrections around the switch are billed. The agency's
+    token of a Twilio account is kept (encrypted) until then for that alone.
+    """
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="retired_phone_accounts")
+    provider = models.CharField(max_length=20, choices=PhoneProvider.choices)
+    account_sid = models.CharField(max_length=34)
+    twilio_auth_token_encrypted = models.TextField(blank=True)
+    retired_at = models.DateTimeField()
+    pull_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["subaccount", "retired_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subaccount", "account_sid"], name="one_retired_row_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id}: {self.account_sid} retired {self.retired_at:%Y-%m-%d}"
 
 
 class UsageLine(models.Model):
@@ -122,6 +149,28 @@ class UsageLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"
+
+
+class UsageRead(models.Model):
+    """When one account's day was last read by a stored pull, for all its categories at once.
+
+    Lines left untouched by a pull (nothing changed) keep their old `fetched_at`, so without this an older
+    read committed after a newer one could still overwrite what the newer read confirmed. Written by the
+    same statement as the lines: one row per day, not one per line.
+    """
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="+")
+    account_sid = models.CharField(max_length=34)
+    day = models.DateField()
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subaccount", "account_sid", "day"], name="one_usage_read_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.account_sid} {self.day}: read {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
 class UsageDelta(models.Model):

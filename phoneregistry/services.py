@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from phoneregistry.models import TwilioAccountClaim
+from phoneregistry.models import TwilioAccountClaim, UsageAlert
 
 
 class AccountSidTaken(Exception):
@@ -42,3 +42,12 @@ def twilio_account_release(*, account_sid: str, subaccount_id: int, after: datet
     """The sub-account stopped using `account_sid`: others may take it once `after` has passed."""
     TwilioAccountClaim.objects.filter(account_sid=account_sid, agency_id=_current_agency_id(),
                                       subaccount_id=subaccount_id).update(released_after=after)
+
+
+def usage_alert_raise(*, subaccount_id: int, account_sid: str, kind: str, day: date, detail: str,
+                      category: str = "") -> UsageAlert:
+    """Record (or refresh) an alert for platform staff about this agency's sub-account."""
+    alert, _ = UsageAlert.objects.update_or_create(
+        account_sid=account_sid, kind=kind, day=day, category=category,
+        defaults={"agency_id": _current_agency_id(), "subaccount_id": subaccount_id, "detail": detail[:500]})
+    return alert

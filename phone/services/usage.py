@@ -12,20 +12,34 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider
-from phone.models import ProviderStatus, SubAccountProvider
+from phone.categories import BILLABLE
+from phone.crypto import secret_decrypt
+from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider
 from phone.services.providers import provider_mark_credentials_invalid, provider_record_error
-from phone.twilio_access import provider_access, twilio_base_url, twilio_page_size, twilio_retry, twilio_timeout
+from phone.twilio_access import (
+    master_access,
+    provider_access,
+    twilio_base_url,
+    twilio_page_size,
+    twilio_retry,
+    twilio_timeout,
+)
 from phone.usage_client import CredentialsInvalid, UsageFetchError, UsageRecord, fetch_daily_usage
+from phoneregistry.models import UsageAlert
+from phoneregistry.services import usage_alert_raise
 
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 3  # a day's totals keep changing for a day or two after it ends
+USD = "usd"
+CENT = Decimal("0.01")
 CATCH_UP_DAYS = 35  # how far a pull reaches back at most; the daily re-read reads all of it
 
 
@@ -35,6 +49,7 @@ class PullOutcome(StrEnum):
     CREDENTIALS_REJECTED = "credentials rejected"
     PROVIDER_CHANGED = "provider changed during the pull"
     PROVIDER_GONE = "provider removed before the pull ran"
+    CURRENCY_REFUSED = "refused: the account is not billed in USD"
 
 
 @dataclass(frozen=True)
@@ -80,11 +95,12 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
     # (a backfill of old days must not make the next pull skip the days in between).
     catches_up = start <= window_start and end >= today
     access = provider_access(provider)
+    totals: dict[date, Decimal] = {}
     try:
         records = list(fetch_daily_usage(
             account_sid=access.account_sid, auth_sid=access.auth_sid, auth_token=access.auth_token,
             start=start, end=end, base_url=twilio_base_url(), page_size=twilio_page_size(), timeout=twilio_timeout(),
-            retry=twilio_retry(),
+            retry=twilio_retry(), totals=totals,
         ))
     except CredentialsInvalid as error:
         if provider.provider == PhoneProvider.TWILIO:
@@ -101,8 +117,53 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
     except UsageFetchError as error:
         provider_record_error(provider=provider, reason=f"Usage could not be read from Twilio: {error}")
         raise
-    return usage_lines_store(provider=provider, account_sid=access.account_sid, records=records,
-                             fetched_at=fetched_at, mark_pulled=catches_up)
+    currencies = {record.price_unit for record in records} - {USD}
+    if currencies:
+        # Never stored as if it were USD; setup refuses such accounts, so this one changed currency since.
+        reason = (f"This Twilio account is billed in {', '.join(sorted(currencies)).upper()}; only USD accounts "
+                  "can be rebilled. Nothing was stored.")
+        log.error("Sub-account %s: %s", provider.subaccount_id, reason)
+        provider_record_error(provider=provider, reason=reason)
+        return PullResult(PullOutcome.CURRENCY_REFUSED, records=len(records))
+    result = usage_lines_store(provider=provider, account_sid=access.account_sid, records=records,
+                               fetched_at=fetched_at, mark_pulled=catches_up)
+    if result.outcome == PullOutcome.STORED:
+        _alert_unpriced(provider=provider, account_sid=access.account_sid, records=records)
+        if full_reread:  # once a day
+            usage_totals_check(provider=provider, account_sid=access.account_sid, records=records, totals=totals)
+    return result
+
+
+def _alert_unpriced(*, provider: SubAccountProvider, account_sid: str, records: list[UsageRecord]) -> None:
+    """LC Phone usage in a category the price book cannot price (an unmapped one) passes through at
+    Twilio's price: the agency is billed, and platform staff are told to add a price."""
+    if provider.provider != PhoneProvider.LC_PHONE:
+        return
+    for record in records:
+        if record.category not in BILLABLE:
+            usage_alert_raise(subaccount_id=provider.subaccount_id, account_sid=account_sid,
+                              kind=UsageAlert.Kind.UNPRICED_CATEGORY, day=record.day, category=record.category,
+                              detail=f"{record.usage} {record.usage_unit} of {record.category} billed at Twilio's "
+                                     f"price ${record.price}: the price book has no price for it.")
+
+
+def usage_totals_check(*, provider: SubAccountProvider, account_sid: str, records: list[UsageRecord],
+                       totals: dict[date, Decimal]) -> list[date]:
+    """Each day's leaves must add up to Twilio's totalprice (to the cent); a gap means a category is
+    billed twice or not at all. Returns the days that do not add up (logged and shown to platform staff)."""
+    leaves: dict[date, Decimal] = {}
+    for record in {(r.category, r.day): r for r in records}.values():
+        leaves[record.day] = leaves.get(record.day, Decimal(0)) + record.price
+    gaps = []
+    for day, total in sorted(totals.items()):
+        ours = leaves.get(day, Decimal(0))
+        if ours.quantize(CENT, ROUND_HALF_UP) != total.quantize(CENT, ROUND_HALF_UP):
+            gaps.append(day)
+            detail = f"Leaves add up to ${ours} but Twilio's totalprice is ${total}."
+            log.error("Usage of %s (sub-account %s) on %s: %s", account_sid, provider.subaccount_id, day, detail)
+            usage_alert_raise(subaccount_id=provider.subaccount_id, account_sid=account_sid,
+                              kind=UsageAlert.Kind.TOTAL_MISMATCH, day=day, detail=detail)
+    return gaps
 
 
 _LOCK_PROVIDER = """
@@ -137,15 +198,28 @@ WITH prices AS (
            round((r->>4)::numeric, 6) AS count, round((r->>5)::numeric, 6) AS units,
            round((r->>6)::numeric, 6) AS twilio_price, r->>7 AS currency
     FROM jsonb_array_elements(%(records)s::jsonb) AS r
+), marks AS (
+    SELECT m.day, m.fetched_at FROM phone_usageread m
+    WHERE m.subaccount_id = %(subaccount_id)s AND m.account_sid = %(account_sid)s
+      AND m.day IN (SELECT day FROM incoming)
+), fresh AS (
+    -- A day a newer read has already stored is left alone, even where that read changed nothing.
+    SELECT i.* FROM incoming i LEFT JOIN marks m USING (day)
+    WHERE m.fetched_at IS NULL OR m.fetched_at <= %(fetched_at)s
+), marked AS (
+    INSERT INTO phone_usageread AS mark (subaccount_id, account_sid, day, fetched_at)
+    SELECT DISTINCT %(subaccount_id)s, %(account_sid)s, day, %(fetched_at)s::timestamptz FROM fresh
+    ON CONFLICT (subaccount_id, account_sid, day) DO UPDATE SET fetched_at = EXCLUDED.fetched_at
+    WHERE mark.fetched_at < EXCLUDED.fetched_at
 ), existing AS (
     SELECT l.id, l.category, l.day, l.count, l.units, l.twilio_price, l.cost
-    FROM incoming i JOIN phone_usageline l
+    FROM fresh i JOIN phone_usageline l
       ON l.subaccount_id = %(subaccount_id)s AND l.day = i.day AND l.category = i.category
      AND l.account_sid = %(account_sid)s
 ), changed AS (
     -- Most lines are unchanged from one pull to the next: leaving them out here spares ON CONFLICT
     -- locking (and so rewriting) every one of them.
-    SELECT i.* FROM incoming i LEFT JOIN existing e USING (day, category)
+    SELECT i.* FROM fresh i LEFT JOIN existing e USING (day, category)
     WHERE e.id IS NULL OR (e.count, e.units, e.twilio_price) IS DISTINCT FROM (i.count, i.units, i.twilio_price)
 ), written AS (
     INSERT INTO phone_usageline AS line
@@ -187,9 +261,7 @@ FROM written w LEFT JOIN existing e ON e.id = w.id
 """
 
 
-def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records: Iterable[UsageRecord],
-                      fetched_at: datetime, mark_pulled: bool = True) -> PullResult:
-    """Upsert the lines of `records` (all read at `fetched_at`) in one transaction."""
+def _payload(records: Iterable[UsageRecord]) -> tuple[dict[tuple[str, date], UsageRecord], str]:
     latest: dict[tuple[str, date], UsageRecord] = {}
     for record in records:
         latest[(record.category, record.day)] = record  # a record repeated across pages counts once
@@ -198,6 +270,13 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
          str(record.price), record.price_unit]
         for (category, day), record in sorted(latest.items())
     ])
+    return latest, payload
+
+
+def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records: Iterable[UsageRecord],
+                      fetched_at: datetime, mark_pulled: bool = True) -> PullResult:
+    """Upsert the lines of `records` (all read at `fetched_at`) in one transaction."""
+    latest, payload = _payload(records)
     # One cursor, three round trips (lock, upsert, commit): at ~100 lines per sub-account the fixed cost of
     # each statement matters as much as the rows (see bench/usage_pull.py).
     with transaction.atomic(), connection.cursor() as cursor:
@@ -221,3 +300,54 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
         })
         changed = cursor.rowcount if latest else 0
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)
+
+
+def usage_pull_retired(*, retired_id: int) -> PullResult:
+    """Re-read an account the sub-account stopped using (the daily re-read, 35 days back, up to the day it
+    stopped) and store it under that account, so late corrections around a switch are billed."""
+    retired = RetiredAccount.objects.filter(pk=retired_id).first()
+    fetched_at = timezone.now()
+    if retired is None or retired.pull_until <= fetched_at:
+        return PullResult(PullOutcome.PROVIDER_GONE)
+    start, today = usage_window(now=fetched_at, full_reread=True)
+    end = min(today, retired.retired_at.astimezone(UTC).date())  # later usage of that account is not ours
+    if retired.provider == PhoneProvider.LC_PHONE:
+        master = master_access()
+        auth_sid, auth_token = master.auth_sid, master.auth_token
+    else:
+        auth_sid, auth_token = retired.account_sid, secret_decrypt(retired.twilio_auth_token_encrypted)
+    try:
+        records = list(fetch_daily_usage(
+            account_sid=retired.account_sid, auth_sid=auth_sid, auth_token=auth_token, start=start, end=end,
+            base_url=twilio_base_url(), page_size=twilio_page_size(), timeout=twilio_timeout(), retry=twilio_retry()))
+    except CredentialsInvalid:
+        # The agency has since changed that account's token: nothing to fix on our side any more.
+        log.warning("Retired account %s of sub-account %s: credentials rejected; not re-read",
+                    retired.account_sid, retired.subaccount_id)
+        return PullResult(PullOutcome.CREDENTIALS_REJECTED)
+    if {record.price_unit for record in records} - {USD}:
+        log.error("Retired account %s is not billed in USD; not stored", retired.account_sid)
+        return PullResult(PullOutcome.CURRENCY_REFUSED, records=len(records))
+    latest, payload = _payload(records)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The provider row's lock orders this with provider changes and the sub-account's other pulls.
+        cursor.execute(_LOCK_PROVIDER_OF_SUBACCOUNT, [retired.subaccount_id])
+        row = cursor.fetchone()
+        still_retired = RetiredAccount.objects.filter(pk=retired.pk, account_sid=retired.account_sid).exists()
+        if row is None or not still_retired:  # the sub-account returned to it (or is gone) meanwhile
+            return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
+        if not latest:
+            return PullResult(PullOutcome.STORED)
+        cursor.execute(_UPSERT, {
+            "use_price_book": retired.provider == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
+            "records": payload, "subaccount_id": retired.subaccount_id, "provider": retired.provider,
+            "account_sid": retired.account_sid, "now": timezone.now(),
+        })
+        changed = cursor.rowcount
+    return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)
+
+
+_LOCK_PROVIDER_OF_SUBACCOUNT = """
+SET LOCAL synchronous_commit TO OFF;
+SELECT id FROM phone_subaccountprovider WHERE subaccount_id = %s FOR UPDATE
+"""

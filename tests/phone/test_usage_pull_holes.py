@@ -129,3 +129,28 @@ def test_a_day_that_shrinks_after_a_price_rise_keeps_its_old_average_price(world
         assert (line.units, line.cost) == (40, D("0.664"))
         assert [d.cost_delta for d in UsageDelta.objects.filter(line=line).order_by("revision")] == [
             D("1.66"), D("-0.996")]
+
+
+def test_an_older_read_never_overwrites_a_newer_read_that_changed_nothing(world, twilio):
+    from datetime import timedelta
+
+    def read(units: int) -> list[UsageRecord]:
+        return [UsageRecord(account_sid=provider.twilio_account_sid, category="calls-outbound", product="calls",
+                            day=today(), count=D(units), usage=D(units), usage_unit="minutes",
+                            price=D(units) / 100, price_unit="usd")]
+
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        t0 = timezone.now()
+        t1, t2 = t0 + timedelta(seconds=1), t0 + timedelta(seconds=2)
+        # given reads at t0 (0 minutes), t2 (still 0: the line is left as it is) stored in that order
+        for units, fetched_at in ((0, t0), (0, t2)):
+            usage_lines_store(provider=provider, account_sid=provider.twilio_account_sid, records=read(units),
+                              fetched_at=fetched_at)
+        # when a read taken at t1, in between, commits last with 5 minutes Twilio has since taken back
+        usage_lines_store(provider=provider, account_sid=provider.twilio_account_sid, records=read(5),
+                          fetched_at=t1)
+        # then the newest read (t2) stands
+        [line] = UsageLine.objects.filter(subaccount=provider.subaccount)
+        assert (line.units, line.cost, line.revision) == (0, 0, 1)
+        assert UsageDelta.objects.filter(line=line).count() == 1

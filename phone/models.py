@@ -32,6 +32,11 @@ class SubAccountProvider(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # {"YYYY-MM-DD": when the newest stored read of the current account's day was taken}. Lines a pull left
+    # untouched (nothing changed) keep their old fetched_at, so without this an older read committed after a
+    # newer one could overwrite what the newer read confirmed. Kept here, not per line: the pull rewrites
+    # this row anyway, so it costs no extra row writes.
+    read_marks = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -149,28 +154,6 @@ class UsageLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"
-
-
-class UsageRead(models.Model):
-    """When one account's day was last read by a stored pull, for all its categories at once.
-
-    Lines left untouched by a pull (nothing changed) keep their old `fetched_at`, so without this an older
-    read committed after a newer one could still overwrite what the newer read confirmed. Written by the
-    same statement as the lines: one row per day, not one per line.
-    """
-
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="+")
-    account_sid = models.CharField(max_length=34)
-    day = models.DateField()
-    fetched_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["subaccount", "account_sid", "day"], name="one_usage_read_per_day"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subaccount_id} {self.account_sid} {self.day}: read {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
 class UsageDelta(models.Model):

@@ -175,6 +175,8 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     """Save a provider that was just (re)configured as active, with its audit row, in the caller's transaction."""
     provider.status = ProviderStatus.ACTIVE
     provider.last_error, provider.last_error_at = "", None
+    if previous is None or previous.account_sid != provider.account_sid:
+        provider.read_marks = {}  # they were another account's
     provider.save()
     _claim_account(provider=provider, before=before)
     _retire(previous=previous, provider=provider)

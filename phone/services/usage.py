@@ -174,6 +174,17 @@ FROM phone_subaccountprovider WHERE id = %s FOR UPDATE
 _MARK_PULLED = """
 UPDATE phone_subaccountprovider
 SET last_pulled_at = CASE WHEN %(mark_pulled)s THEN GREATEST(last_pulled_at, %(fetched_at)s) ELSE last_pulled_at END,
+    read_marks = (
+        SELECT COALESCE(jsonb_object_agg(day, fetched_at), '{}'::jsonb) FROM (
+            SELECT day, max(fetched_at) AS fetched_at FROM (
+                SELECT key AS day, value::timestamptz AS fetched_at FROM jsonb_each_text(read_marks)
+                UNION ALL
+                SELECT value, %(fetched_at)s FROM jsonb_array_elements_text(%(days)s::jsonb)
+            ) AS every_mark
+            WHERE day >= %(oldest_mark)s  -- nothing older is ever read again
+            GROUP BY day
+        ) AS newest
+    ),
     last_error = '', last_error_at = NULL, updated_at = %(now)s
 WHERE id = %(provider_id)s;
 """
@@ -199,18 +210,14 @@ WITH prices AS (
            round((r->>6)::numeric, 6) AS twilio_price, r->>7 AS currency
     FROM jsonb_array_elements(%(records)s::jsonb) AS r
 ), marks AS (
-    SELECT m.day, m.fetched_at FROM phone_usageread m
-    WHERE m.subaccount_id = %(subaccount_id)s AND m.account_sid = %(account_sid)s
-      AND m.day IN (SELECT day FROM incoming)
+    SELECT key::date AS day, value::timestamptz AS fetched_at
+    FROM phone_subaccountprovider, jsonb_each_text(read_marks)
+    WHERE %(use_marks)s AND id = %(provider_id)s
 ), fresh AS (
-    -- A day a newer read has already stored is left alone, even where that read changed nothing.
+    -- A day a newer read has already stored is left alone, even where that read changed nothing. (The
+    -- marks were already merged with this read's days by _MARK_PULLED: a mark newer than it is another's.)
     SELECT i.* FROM incoming i LEFT JOIN marks m USING (day)
     WHERE m.fetched_at IS NULL OR m.fetched_at <= %(fetched_at)s
-), marked AS (
-    INSERT INTO phone_usageread AS mark (subaccount_id, account_sid, day, fetched_at)
-    SELECT DISTINCT %(subaccount_id)s, %(account_sid)s, day, %(fetched_at)s::timestamptz FROM fresh
-    ON CONFLICT (subaccount_id, account_sid, day) DO UPDATE SET fetched_at = EXCLUDED.fetched_at
-    WHERE mark.fetched_at < EXCLUDED.fetched_at
 ), existing AS (
     SELECT l.id, l.category, l.day, l.count, l.units, l.twilio_price, l.cost
     FROM fresh i JOIN phone_usageline l
@@ -293,10 +300,13 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
             log.info("Sub-account %s changed provider during a pull; its result is dropped", subaccount_id)
             return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
         now = timezone.now()
+        days = sorted({day.isoformat() for _, day in latest})
+        oldest_mark = (fetched_at.astimezone(UTC).date() - timedelta(days=CATCH_UP_DAYS)).isoformat()
         cursor.execute(_MARK_PULLED + (_UPSERT if latest else ""), {
             "provider_id": provider.pk, "use_price_book": kind == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
             "records": payload, "subaccount_id": subaccount_id, "provider": kind, "account_sid": account_sid,
-            "now": now, "mark_pulled": mark_pulled,
+            "now": now, "mark_pulled": mark_pulled, "days": json.dumps(days), "oldest_mark": oldest_mark,
+            "use_marks": True,
         })
         changed = cursor.rowcount if latest else 0
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)
@@ -338,10 +348,11 @@ def usage_pull_retired(*, retired_id: int) -> PullResult:
             return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
         if not latest:
             return PullResult(PullOutcome.STORED)
+        # No read marks: they are the current account's, and a retired account is read once a day.
         cursor.execute(_UPSERT, {
             "use_price_book": retired.provider == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
             "records": payload, "subaccount_id": retired.subaccount_id, "provider": retired.provider,
-            "account_sid": retired.account_sid, "now": timezone.now(),
+            "account_sid": retired.account_sid, "now": timezone.now(), "use_marks": False, "provider_id": row[0],
         })
         changed = cursor.rowcount
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 
 from agencies.tasks import fan_out_to_agencies
 from devservices.fake_twilio import inject_fault, request_log
-from phone.models import ProviderChange, RetiredAccount, SubAccountProvider, UsageDelta, UsageLine, UsageRead
+from phone.models import ProviderChange, RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
 from phone.services import usage_pull
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
@@ -29,7 +29,6 @@ def committed(world, django_db_blocker) -> Iterator[None]:
                 with tenant_context(agency):
                     UsageDelta.objects.all().delete()
                     UsageLine.objects.all().delete()
-                    UsageRead.objects.all().delete()
                     RetiredAccount.objects.all().delete()
                     ProviderChange.objects.all().delete()
                     SubAccountProvider.objects.all().delete()

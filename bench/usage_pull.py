@@ -167,7 +167,7 @@ class StatementTimings:
         self.seconds = {"lock": 0.0, "upsert": 0.0, "other": 0.0}
 
     def __call__(self, execute, sql, params, many, context):
-        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "INSERT INTO phone_usageline" in sql else "other"
+        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "rebill_usage_upsert" in sql else "other"
         began = time.perf_counter()
         try:
             return execute(sql, params, many, context)

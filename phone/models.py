@@ -1,6 +1,5 @@
 """Phone providers and usage lines, in each agency's schema (DESIGN §4)."""
 
-from django.conf import settings
 from django.db import models
 
 from agencies.plans import PhoneProvider, Product
@@ -61,31 +60,6 @@ class SubAccountProvider(models.Model):
     def account_sid(self) -> str:
         """The Twilio account whose usage is this sub-account's."""
         return self.lc_phone_account_sid if self.provider == PhoneProvider.LC_PHONE else self.twilio_account_sid
-
-
-class ProviderChange(models.Model):
-    """Audit trail of provider settings: who changed what, before and after (never a secret)."""
-
-    class Action(models.TextChoices):
-        PROVIDER_SET = "provider_set", "Provider set"
-        CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
-        MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
-        CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
-        LC_PHONE_SUSPENDED = "lc_phone_suspended", "LC Phone subaccount suspended at Twilio"
-        LC_PHONE_RESUMED = "lc_phone_resumed", "LC Phone subaccount resumed at Twilio"
-
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="phone_provider_changes")
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=30, choices=Action.choices)
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} ({self.subaccount_id})"
 
 
 class RetiredAccount(models.Model):

@@ -5,7 +5,8 @@
 Creates its own scratch database (on the server of DATABASE_URL, default 127.0.0.1:5432), agency and
 fake Twilio process, and removes all of them at the end. Prints rows/s for
   (a) the whole pull, HTTP included (the production service, one sub-account after another),
-  (b) the store step alone (parse the raw records, map them to lines, upsert), on the same raw records,
+  (b) the store step alone (parse the raw records, map them to lines, upsert them and append their usage
+      deltas), on the same raw records,
   (c) plain COPY of the same rows into a scratch table with the same columns and no index,
 and the ratios store/COPY and pull/COPY.
 """
@@ -72,7 +73,7 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
 
     from agencies.plans import PhoneProvider, Plan
     from agencies.services import agency_create
-    from phone.models import SubAccountProvider, UsageLine
+    from phone.models import SubAccountProvider, UsageDelta, UsageLine
     from phone.services import usage_lines_store, usage_pull
     from phone.usage_client import parse_usage_record
     from subaccounts.models import SubAccount
@@ -99,13 +100,14 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
             usage_pull(provider_id=provider.pk, start=start, end=end)
         pull_seconds = time.perf_counter() - began
         lines = UsageLine.objects.count()
+        assert UsageDelta.objects.count() == lines, "the pull must append one delta per new line"
 
         # The same raw records again, kept in memory for (b); then start (b) from an empty table, as (a) did.
         raw_pages = {provider.pk: _raw_records(fake_url, provider.lc_phone_account_sid, start, end)
                      for provider in providers}
         copy_payload = _copy_out(connection)
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE phone_usageline")
+            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline, phone_usageread")
 
         # (b) the store step alone: parse, map, upsert (one locked transaction per sub-account, as in a pull)
         fetched_at = timezone.now()
@@ -121,6 +123,7 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
                 usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=fetched_at)
         store_seconds = time.perf_counter() - began
         assert UsageLine.objects.count() == lines, "the store step must produce the lines the pull did"
+        assert UsageDelta.objects.count() == lines, "the store step must append one delta per new line"
 
         # For reference: the same store again, nothing changed (what every 5-minute pull mostly sees)
         began = time.perf_counter()
@@ -130,6 +133,7 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
             usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=timezone.now())
         restore_seconds = time.perf_counter() - began
         assert set(UsageLine.objects.values_list("revision", flat=True)) == {1}
+        assert UsageDelta.objects.count() == lines, "an unchanged line gets no delta"
 
         # (c) plain COPY of the same rows into a scratch table; for reference, into a copy of the real table
         copy_seconds = _copy_in(connection, copy_payload, like="")
@@ -137,7 +141,8 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
 
     pull_rate, store_rate, copy_rate = lines / pull_seconds, lines / store_seconds, lines / copy_seconds
     say("")
-    say(f"{lines:,} usage lines ({subaccounts:,} sub-accounts x {days} days x {LEAVES_PER_DAY} categories)")
+    say(f"{lines:,} usage lines ({subaccounts:,} sub-accounts x {days} days x {LEAVES_PER_DAY} categories),"
+        f" each with its first usage delta, written by the same statement")
     say(f"(a) whole pull, HTTP included : {pull_rate:>10,.0f} rows/s  ({pull_seconds:.2f} s)")
     say(f"(b) store step alone          : {store_rate:>10,.0f} rows/s  ({store_seconds:.2f} s)")
     say(f"(c) plain COPY                : {copy_rate:>10,.0f} rows/s  ({copy_seconds:.2f} s)")

@@ -82,8 +82,8 @@ class Stack:
         account in it for LC Phone."""
         if os.environ.get("TWILIO_API_BASE"):
             return
+        from devservices.demo.phone import DEMO_MASTER_AUTH_TOKEN, DEMO_MASTER_SID, fake_twilio_demo_master
         from devservices.fake_twilio import start_fake_twilio
-        from phone.demo import DEMO_MASTER_AUTH_TOKEN, DEMO_MASTER_SID, fake_twilio_demo_master
 
         service = start_fake_twilio(free_port(), demo=True, log_path=str(self.logs / "fake_twilio.log"))
         self.services.append(service)
@@ -131,7 +131,8 @@ class Stack:
         self.start_fake_twilio()
         self.manage("migrate_schemas", "--shared", "-v", "0")
         self.manage("migrate_schemas", "--tenant", "-v", "0")
-        self.manage("seed_demo", "--password", DEMO_PASSWORD, "--host", f"localhost:{self.web_port}")
+        subprocess.run(python_module("devservices.demo", "--password", DEMO_PASSWORD, "--host",
+                                     f"localhost:{self.web_port}"), env=self.child_env(), cwd=PROJECT_DIR, check=True)
         self.start_product()
         say(f"Rebill is running. Logs in {self.logs}. Ctrl-C stops everything.")
 

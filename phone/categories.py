@@ -1,9 +1,11 @@
 """Twilio usage categories Rebill bills, and the products they map to.
 
 Twilio's Usage Records API returns parent categories (``sms``, ``calls``, ``totalprice``, ...) next
-to their children, and a parent's values are the sum of its children's. Only the leaves listed in
-``BILLABLE`` are billed; every other category — parents and anything unknown — is not, so a new
-category Twilio adds is ignored (and logged by the caller) rather than double counted.
+to their children, and a parent's values are the sum of its children's. The leaves listed in
+``BILLABLE`` map to their product; parents and the finer children of a category we bill as a leaf
+are never billed; any other category (one Twilio added, one we have no product for) is billed as
+*Other*, so no usage is dropped. If such a category turns out to be a parent, the daily check of each
+day's leaves against ``totalprice`` shows the double count to platform staff.
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ PARENTS: frozenset[str] = frozenset({
 })
 
 
+# Finer children of categories billed as leaves above: they roll up into them, so billing them too
+# would double count.
+FINER: frozenset[str] = frozenset({
+    "mms-inbound-longcode", "mms-inbound-tollfree", "mms-inbound-shortcode",
+    "mms-outbound-longcode", "mms-outbound-tollfree", "mms-outbound-shortcode",
+})
+
+TOTAL = "totalprice"
+
+
+def category_product(category: str) -> Product | None:
+    """The product a category is billed as: its own, Other for any unmapped leaf, None for roll-ups."""
+    if category in PARENTS or category in FINER:
+        return None
+    meta = BILLABLE.get(category)
+    return meta.product if meta is not None else Product.OTHER
+
+
 def is_billable(category: str) -> bool:
     """True only for the leaf categories we bill (parents and unknown categories are False)."""
     return category in BILLABLE and category not in PARENTS
@@ -63,4 +83,4 @@ def billable_category(category: str) -> BillableCategory | None:
     return BILLABLE.get(category) if is_billable(category) else None
 
 
-assert not (BILLABLE.keys() & PARENTS), "a category cannot be both a billed leaf and a parent"
+assert not (BILLABLE.keys() & (PARENTS | FINER)), "a category cannot be both a billed leaf and a roll-up"

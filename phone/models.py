@@ -66,6 +66,8 @@ class ProviderChange(models.Model):
         CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
         MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
         CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
+        LC_PHONE_SUSPENDED = "lc_phone_suspended", "LC Phone subaccount suspended at Twilio"
+        LC_PHONE_RESUMED = "lc_phone_resumed", "LC Phone subaccount resumed at Twilio"
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="phone_provider_changes")
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -81,12 +83,37 @@ class ProviderChange(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} ({self.subaccount_id})"
 
 
+class RetiredAccount(models.Model):
+    """A Twilio account a sub-account stopped using (it changed provider or Twilio account).
+
+    Its usage up to the day of the switch is still the sub-account's: the daily re-read keeps pulling it
+    until `pull_until` (35 days on), so late corrections around the switch are billed. The agency's
+    token of a Twilio account is kept (encrypted) until then for that alone.
+    """
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="retired_phone_accounts")
+    provider = models.CharField(max_length=20, choices=PhoneProvider.choices)
+    account_sid = models.CharField(max_length=34)
+    twilio_auth_token_encrypted = models.TextField(blank=True)
+    retired_at = models.DateTimeField()
+    pull_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["subaccount", "retired_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subaccount", "account_sid"], name="one_retired_row_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id}: {self.account_sid} retired {self.retired_at:%Y-%m-%d}"
+
+
 class UsageLine(models.Model):
     """Usage of one category by one sub-account on one UTC day, as last reported; updated in place.
 
     `cost` is the agency's cost: LC Phone — the price book (units added since the last pull are priced
     at the price in force when pulled); Twilio — Twilio's reported price. `revision` grows with every
-    change, and `billed_cost` is what has been rebilled so far, so billing takes `cost - billed_cost`.
+    change, and every change appends one UsageDelta (same statement), so `cost` == Σ its deltas' cost.
     """
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="usage_lines")
@@ -103,6 +130,7 @@ class UsageLine(models.Model):
     # The price-book price applied to the latest units; null when the cost is Twilio's own price.
     unit_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     cost = models.DecimalField(max_digits=18, decimal_places=6)
+    currency = models.CharField(max_length=3, default="usd")  # Twilio's price_unit, lowercase
     billed_cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     revision = models.PositiveIntegerField(default=1)
     # When the data was read from Twilio: an older read never overwrites a newer one.
@@ -121,3 +149,53 @@ class UsageLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"
+
+
+class UsageRead(models.Model):
+    """When one account's day was last read by a stored pull, for all its categories at once.
+
+    Lines left untouched by a pull (nothing changed) keep their old `fetched_at`, so without this an older
+    read committed after a newer one could still overwrite what the newer read confirmed. Written by the
+    same statement as the lines: one row per day, not one per line.
+    """
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="+")
+    account_sid = models.CharField(max_length=34)
+    day = models.DateField()
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subaccount", "account_sid", "day"], name="one_usage_read_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.account_sid} {self.day}: read {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UsageDelta(models.Model):
+    """What one revision of a usage line changed: insert-only, never edited (DESIGN §4).
+
+    Written by the same statement that upserts the line, so a line's `cost` always equals the sum of its
+    deltas' `cost_delta`, and its revisions run 1, 2, 3... A downward correction is a negative delta.
+    Deltas are what gets billed: once into the client's wallet, once into the agency's platform bill.
+    """
+
+    line = models.ForeignKey(UsageLine, on_delete=models.PROTECT, related_name="deltas")
+    revision = models.PositiveIntegerField()
+    units_delta = models.DecimalField(max_digits=18, decimal_places=6)
+    # The price-book price the units of this change were priced at (new units: the price in force; a
+    # shrink: the line's average price); null when the cost is Twilio's own price.
+    unit_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    cost_delta = models.DecimalField(max_digits=18, decimal_places=6)
+    currency = models.CharField(max_length=3)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["line", "revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["line", "revision"], name="one_usage_delta_per_line_revision"),
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.line_id} r{self.revision}: {self.units_delta:+} units, {self.cost_delta:+} {self.currency}"

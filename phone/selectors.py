@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django import forms
@@ -14,7 +14,7 @@ from django.utils import timezone
 from agencies.plans import PhoneProvider, Product, rebilling_refusal
 from people.models import User
 from phone.forms import TwilioCredentialsForm
-from phone.models import ProviderStatus, SubAccountProvider, UsageLine
+from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider, UsageLine
 from phone.services.usage import usage_window
 from subaccounts.models import Membership, SubAccount
 
@@ -22,6 +22,11 @@ from subaccounts.models import Membership, SubAccount
 def providers_to_pull() -> QuerySet[SubAccountProvider]:
     """Every provider of this agency whose usage can be read (not while its credentials are known bad)."""
     return SubAccountProvider.objects.exclude(status=ProviderStatus.CREDENTIALS_INVALID).order_by("pk")
+
+
+def retired_accounts_to_pull(*, now: datetime) -> QuerySet[RetiredAccount]:
+    """Accounts sub-accounts stopped using less than 35 days ago: still re-read daily for late corrections."""
+    return RetiredAccount.objects.filter(pull_until__gt=now).order_by("pk")
 
 
 def usage_lines_for_subaccount(*, subaccount: SubAccount, start: date, end: date) -> QuerySet[UsageLine]:

@@ -6,9 +6,10 @@ from functools import partial
 
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 
-from phone.selectors import providers_to_pull
-from phone.services import usage_pull
+from phone.selectors import providers_to_pull, retired_accounts_to_pull
+from phone.services import provider_lc_phone_suspend, usage_pull, usage_pull_retired
 from phone.usage_client import UsageFetchError
 from rebill.celery import AgencyTask
 
@@ -23,13 +24,43 @@ def usage_pull_agency() -> int:
     return len(provider_ids)
 
 
+@shared_task(base=AgencyTask)
+def usage_reread_agency() -> int:
+    """Daily: re-read the last 35 days of every sub-account, and of every account a sub-account stopped
+    using less than 35 days ago, so late corrections by Twilio are stored."""
+    provider_ids = list(providers_to_pull().values_list("pk", flat=True))
+    for provider_id in provider_ids:
+        transaction.on_commit(partial(usage_pull_subaccount.delay, provider_id, full_reread=True))
+    retired_ids = list(retired_accounts_to_pull(now=timezone.now()).values_list("pk", flat=True))
+    for retired_id in retired_ids:
+        transaction.on_commit(partial(usage_pull_retired_account.delay, retired_id))
+    return len(provider_ids) + len(retired_ids)
+
+
+@shared_task(base=AgencyTask, time_limit=600, soft_time_limit=540)
+def usage_pull_retired_account(retired_id: int) -> str:
+    try:
+        result = usage_pull_retired(retired_id=retired_id)
+    except UsageFetchError as error:
+        log.warning("Usage pull of retired account %s failed: %s", retired_id, error)  # tomorrow's re-read retries
+        return "failed"
+    return str(result.outcome)
+
+
 # Hard limit well above the client's worst case (timeouts and backoff) so a stuck pull frees its worker.
 @shared_task(base=AgencyTask, time_limit=600, soft_time_limit=540)
-def usage_pull_subaccount(provider_id: int) -> str:
+def usage_pull_subaccount(provider_id: int, full_reread: bool = False) -> str:
     try:
-        result = usage_pull(provider_id=provider_id)
+        result = usage_pull(provider_id=provider_id, full_reread=full_reread)
     except UsageFetchError as error:
-        # Not retried here: the next beat run re-reads the same rolling window.
+        # Not retried here: the next beat run reaches back to the last successful pull.
         log.warning("Usage pull of provider %s failed: %s", provider_id, error)
         return "failed"
     return str(result.outcome)
+
+
+@shared_task(base=AgencyTask, autoretry_for=(UsageFetchError,), retry_backoff=30, retry_backoff_max=3600,
+             max_retries=None)
+def lc_phone_subaccount_suspend(provider_id: int) -> bool:
+    # Retried until Twilio answers: until then the platform pays for any usage on it.
+    return provider_lc_phone_suspend(provider_id=provider_id)

@@ -32,7 +32,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.usage.record.daily import DailyPage
 
-from phone.categories import billable_category, is_parent
+from phone.categories import TOTAL, billable_category, category_product
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _decimal(value: Any, name: str, *, blank_is_zero: bool = False) -> Decimal:
 
 
 def parse_usage_record(raw: Any, account_sid: str) -> UsageRecord | None:
-    """The billable record in ``raw``, or None (parent / unknown category / malformed; logged)."""
+    """The billable record in ``raw`` (an unmapped leaf as Other), or None (roll-up, or malformed: logged)."""
     if not isinstance(raw, dict):
         log.warning("Twilio usage of %s: skipped a record that is not an object", account_sid)
         return None
@@ -269,13 +269,10 @@ def parse_usage_record(raw: Any, account_sid: str) -> UsageRecord | None:
     if not isinstance(category, str):
         log.warning("Twilio usage of %s: skipped a record without a category", account_sid)
         return None
-    if is_parent(category):
+    product = category_product(category)
+    if product is None:  # a roll-up: its children are billed
         return None
     meta = billable_category(category)
-    if meta is None:
-        log.warning("Twilio usage of %s: skipped unknown category %r on %s", account_sid, category,
-                    raw.get("start_date"))
-        return None
     try:
         day = date.fromisoformat(str(raw.get("start_date")))
         end = raw.get("end_date")
@@ -284,11 +281,11 @@ def parse_usage_record(raw: Any, account_sid: str) -> UsageRecord | None:
         record = UsageRecord(
             account_sid=account_sid,
             category=category,
-            product=meta.product.value,
+            product=product.value,
             day=day,
             count=_decimal(raw.get("count"), "count", blank_is_zero=True),
             usage=_decimal(raw.get("usage"), "usage"),
-            usage_unit=str(raw.get("usage_unit") or meta.unit),
+            usage_unit=str(raw.get("usage_unit") or (meta.unit if meta else "units")),
             price=_decimal(raw.get("price"), "price"),
             price_unit=str(raw.get("price_unit") or "usd").lower(),
         )
@@ -301,13 +298,17 @@ def parse_usage_record(raw: Any, account_sid: str) -> UsageRecord | None:
 
 def fetch_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start: date, end: date,
                       base_url: str | None = None, page_size: int = 1000, timeout: float = 10.0,
-                      retry: RetryPolicy | None = None,
-                      include_subaccounts: bool | None = None) -> Iterator[UsageRecord]:
+                      retry: RetryPolicy | None = None, include_subaccounts: bool = False,
+                      totals: dict[date, Decimal] | None = None) -> Iterator[UsageRecord]:
     """Yield every billable leaf record of ``account_sid`` for UTC days ``start``..``end``.
 
     ``auth_sid``/``auth_token`` are the account's own credentials or its master account's. Pages
     are fetched lazily; a failure after some records were yielded raises then, so callers should
     consume the whole iterator before committing anything.
+    ``totals``, when given, is filled with Twilio's ``totalprice`` of each day read (for the check of
+    each day's leaves against it).
+    ``IncludeSubaccounts`` is always sent (false unless asked): Twilio's own default is true, which would
+    give a main account its subaccounts' usage as its own.
     Raises CredentialsInvalid (401), AccountNotFound (404) or UsageFetchError.
     """
     if not 1 <= page_size <= 1000:
@@ -317,24 +318,26 @@ def fetch_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start
     # Validation above runs at call time; the requests below run as the caller iterates.
     return _iter_daily_usage(account_sid=account_sid, auth_sid=auth_sid, auth_token=auth_token, start=start,
                              end=end, base_url=base_url, page_size=page_size, timeout=timeout, retry=retry,
-                             include_subaccounts=include_subaccounts)
+                             include_subaccounts=include_subaccounts, totals=totals)
 
 
 def _iter_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start: date, end: date,
                       base_url: str | None, page_size: int, timeout: float, retry: RetryPolicy | None,
-                      include_subaccounts: bool | None) -> Iterator[UsageRecord]:
+                      include_subaccounts: bool, totals: dict[date, Decimal] | None) -> Iterator[UsageRecord]:
     client = _client(auth_sid=auth_sid, auth_token=auth_token, account_sid=account_sid, base_url=base_url,
                      timeout=timeout, retry=retry)
     params: dict[str, object] = {"StartDate": start.isoformat(), "EndDate": end.isoformat(),
-                                 "PageSize": page_size}
-    if include_subaccounts is not None:
-        params["IncludeSubaccounts"] = "true" if include_subaccounts else "false"
+                                 "PageSize": page_size,
+                                 "IncludeSubaccounts": "true" if include_subaccounts else "false"}
     try:
         response = client.api.v2010.page("GET", f"/Accounts/{account_sid}/Usage/Records/Daily.json",
                                           params=params, headers={"Accept": "application/json"})
         page = _page(client, response, account_sid)
         while True:
             for raw in page:
+                if totals is not None and isinstance(raw, dict) and raw.get("category") == TOTAL:
+                    _note_total(raw, totals)
+                    continue
                 record = parse_usage_record(raw, account_sid)
                 if record is not None:
                     yield record
@@ -344,6 +347,13 @@ def _iter_daily_usage(*, account_sid: str, auth_sid: str, auth_token: str, start
             page = _page(client, client.request("GET", next_url), account_sid)
     finally:
         _close(client)
+
+
+def _note_total(raw: dict[str, Any], totals: dict[date, Decimal]) -> None:
+    try:
+        totals[date.fromisoformat(str(raw.get("start_date")))] = _decimal(raw.get("price"), "price")
+    except ValueError:
+        pass  # an unreadable total only means that day is not checked
 
 
 def _close(client: Client) -> None:
@@ -371,6 +381,19 @@ def check_credentials(*, account_sid: str, auth_sid: str, auth_token: str, base_
         return _account_info(client.api.v2010.accounts(account_sid).fetch())
     except TwilioException as exc:
         raise _from_rest_exception(exc, f"account {account_sid}") from None
+    finally:
+        _close(client)
+
+
+def account_currency(*, account_sid: str, auth_sid: str, auth_token: str, base_url: str | None = None,
+                     timeout: float = 10.0, retry: RetryPolicy | None = None) -> str:
+    """The currency the account is billed in (``GET Accounts/{Sid}/Balance.json``), lowercase as in usage."""
+    client = _client(auth_sid=auth_sid, auth_token=auth_token, account_sid=account_sid, base_url=base_url,
+                     timeout=timeout, retry=retry)
+    try:
+        return str(client.api.v2010.accounts(account_sid).balance.fetch().currency or "").lower()
+    except TwilioException as exc:
+        raise _from_rest_exception(exc, f"balance of {account_sid}") from None
     finally:
         _close(client)
 

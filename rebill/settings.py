@@ -44,6 +44,7 @@ SHARED_APPS = [
     "django_htmx",
     "stripe_connect",
     "pricebook",
+    "phoneregistry",
 ]
 TENANT_APPS = [
     "people",
@@ -226,6 +227,11 @@ CELERY_BEAT_SCHEDULE = {
         "args": ["phone.tasks.usage_pull_agency"],
         # A dispatch still queued when the next one is due is dropped: the next covers the same window.
         "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+    },
+    "reread-phone-usage": {  # late corrections: the last 35 days, once a day
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": crontab(minute=43, hour=4),
+        "args": ["phone.tasks.usage_reread_agency"],
     },
 }
 

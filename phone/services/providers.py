@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -13,7 +15,7 @@ from django.utils import timezone
 from agencies.plans import PhoneProvider
 from people.models import User
 from phone.crypto import secret_encrypt
-from phone.models import ProviderChange, ProviderStatus, SubAccountProvider
+from phone.models import ProviderChange, ProviderStatus, RetiredAccount, SubAccountProvider
 from phone.twilio_access import (
     LcPhoneNotConfigured,
     master_access,
@@ -25,9 +27,12 @@ from phone.usage_client import (
     AccountNotFound,
     CredentialsInvalid,
     UsageFetchError,
+    account_currency,
     check_credentials,
     create_subaccount,
+    set_account_status,
 )
+from phoneregistry.services import AccountSidTaken, twilio_account_claim, twilio_account_release
 from subaccounts.models import SubAccount
 
 log = logging.getLogger(__name__)
@@ -99,18 +104,74 @@ def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token:
         raise ValidationError({"account_sid": f"This Twilio account is {account.status}; use an active account."})
     if account.sid == _platform_master_sid():
         raise ValidationError({"account_sid": "This is the platform's own account; choose LC Phone instead."})
+    try:
+        currency = account_currency(account_sid=account_sid, auth_sid=account_sid, auth_token=auth_token,
+                                    base_url=twilio_base_url(), timeout=twilio_timeout(), retry=twilio_retry())
+    except (CredentialsInvalid, UsageFetchError):
+        raise ValidationError("Twilio could not be reached to check this account's currency; nothing was saved. "
+                              "Try again in a minute.") from None
+    if currency != "usd":
+        shown = currency.upper() or "an unknown currency"
+        raise ValidationError({"account_sid": f"This Twilio account is billed in {shown}; only accounts billed "
+                                              "in USD can be rebilled. Nothing was saved."})
 
     try:
         return _twilio_save(subaccount=subaccount, account_sid=account_sid, auth_token=auth_token, by=by)
     except IntegrityError:  # another admin set this sub-account's first provider at the same moment
         raise ValidationError(_CHANGED_MEANWHILE) from None
+    except AccountSidTaken:
+        raise ValidationError({"account_sid": "This Twilio account is already used by another sub-account; "
+                                              "each Twilio account can be billed by one sub-account only."}) from None
+
+
+# An account a sub-account stopped using is still pulled this long, for late corrections (DESIGN §4).
+OLD_ACCOUNT_PULL_DAYS = 35
+
+
+def _claim_account(*, provider: SubAccountProvider, before: dict[str, Any]) -> None:
+    """Claim the provider's account platform-wide and let go of the Twilio account it used before (later)."""
+    twilio_account_claim(account_sid=provider.account_sid, subaccount_id=provider.subaccount_id)
+    previous = before.get("twilio_account_sid") or ""
+    if previous and previous != provider.account_sid:
+        twilio_account_release(account_sid=previous, subaccount_id=provider.subaccount_id,
+                               after=timezone.now() + timedelta(days=OLD_ACCOUNT_PULL_DAYS))
 
 
 _CHANGED_MEANWHILE = "Someone else changed this sub-account's phone provider just now; reload and try again."
 
 
-def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, before: dict[str, Any]
-                        ) -> SubAccountProvider:
+@dataclass(frozen=True)
+class _InUse:
+    """The account a provider row pointed at before a change (and how to read it)."""
+
+    provider: str
+    account_sid: str
+    twilio_auth_token_encrypted: str
+
+    @classmethod
+    def of(cls, provider: SubAccountProvider | None) -> _InUse | None:
+        if provider is None or not provider.provider:
+            return None
+        return cls(provider.provider, provider.account_sid, provider.twilio_auth_token_encrypted)
+
+
+def _retire(*, previous: _InUse | None, provider: SubAccountProvider) -> None:
+    """The account the sub-account leaves is pulled 35 more days (late corrections); the one it (re)joins
+    is its current account again."""
+    RetiredAccount.objects.filter(subaccount_id=provider.subaccount_id, account_sid=provider.account_sid).delete()
+    if previous is None or previous.account_sid == provider.account_sid:
+        return
+    now = timezone.now()
+    RetiredAccount.objects.update_or_create(
+        subaccount_id=provider.subaccount_id, account_sid=previous.account_sid,
+        defaults={"provider": previous.provider, "retired_at": now,
+                  "pull_until": now + timedelta(days=OLD_ACCOUNT_PULL_DAYS),
+                  "twilio_auth_token_encrypted": previous.twilio_auth_token_encrypted
+                  if previous.provider == PhoneProvider.TWILIO else ""})
+
+
+def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, before: dict[str, Any],
+                        previous: _InUse | None) -> SubAccountProvider:
     """Save a provider that was just (re)configured as active, with its audit row, in the caller's transaction."""
     provider.status = ProviderStatus.ACTIVE
     provider.last_error, provider.last_error_at = "", None
@@ -120,6 +181,8 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
         # "Usage last read" spoke of the previous account; nothing of this one has been read yet.
         provider.last_pulled_at = None
     provider.save()
+    _claim_account(provider=provider, before=before)
+    _retire(previous=previous, provider=provider)
     ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
                                   after=_snapshot(provider))
     return provider
@@ -128,7 +191,7 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
 @transaction.atomic
 def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, by: User) -> SubAccountProvider:
     provider = _locked_provider(subaccount)
-    before = _snapshot(provider)
+    before, previous = _snapshot(provider), _InUse.of(provider)
     action = ProviderChange.Action.PROVIDER_SET
     if provider is None:
         provider = SubAccountProvider(subaccount=subaccount)
@@ -138,7 +201,20 @@ def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, b
     provider.twilio_account_sid = account_sid
     provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
     provider.twilio_auth_token_last4 = auth_token[-4:]
-    return _activate_and_audit(provider=provider, by=by, action=action, before=before)
+    provider = _activate_and_audit(provider=provider, by=by, action=action, before=before, previous=previous)
+    if previous is not None and previous.provider == PhoneProvider.LC_PHONE:
+        # Off the platform's bill: its LC Phone subaccount must not run up usage any more.
+        from phone.tasks import lc_phone_subaccount_suspend
+
+        provider_id = provider.pk
+        transaction.on_commit(lambda: lc_phone_subaccount_suspend.delay(provider_id))
+    if before.get("status") == ProviderStatus.CREDENTIALS_INVALID:
+        # Pulls stopped while the credentials were bad: catch up now, not at the next beat.
+        from phone.tasks import usage_pull_subaccount
+
+        provider_id = provider.pk
+        transaction.on_commit(lambda: usage_pull_subaccount.delay(provider_id))
+    return provider
 
 
 def _lc_phone_friendly_name(subaccount: SubAccount) -> str:
@@ -158,19 +234,28 @@ def provider_set_lc_phone(*, subaccount: SubAccount, by: User) -> SubAccountProv
     if existing is not None and existing.provider == PhoneProvider.LC_PHONE:
         return existing
     lc_phone_account_sid = existing.lc_phone_account_sid if existing is not None else ""
+    resumed = bool(lc_phone_account_sid)
     if not lc_phone_account_sid:
         lc_phone_account_sid = _lc_phone_subaccount_create(subaccount)
+    else:
+        # It was suspended when the sub-account left LC Phone: usable again before the switch is saved.
+        _lc_phone_subaccount_set_status(lc_phone_account_sid, "active")
 
     try:
-        return _lc_phone_save(subaccount=subaccount, lc_phone_account_sid=lc_phone_account_sid, by=by)
+        return _lc_phone_save(subaccount=subaccount, lc_phone_account_sid=lc_phone_account_sid, by=by,
+                              resumed=resumed)
     except IntegrityError:  # another admin set this sub-account's first provider at the same moment
         raise ValidationError(_CHANGED_MEANWHILE) from None
+    except AccountSidTaken:  # only if the platform handed one LC Phone subaccount out twice
+        log.error("LC Phone subaccount %s is claimed by another sub-account", lc_phone_account_sid)
+        raise ValidationError("LC Phone could not be set up right now; nothing was changed.") from None
 
 
 @transaction.atomic
-def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: User) -> SubAccountProvider:
+def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: User,
+                   resumed: bool = False) -> SubAccountProvider:
     provider = _locked_provider(subaccount)
-    before = _snapshot(provider)
+    before, previous = _snapshot(provider), _InUse.of(provider)
     action = ProviderChange.Action.PROVIDER_SET if provider is None else ProviderChange.Action.MOVED_TO_LC_PHONE
     if provider is None:
         provider = SubAccountProvider(subaccount=subaccount)
@@ -181,7 +266,12 @@ def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: Use
     provider.twilio_account_sid = ""
     provider.twilio_auth_token_encrypted = ""
     provider.twilio_auth_token_last4 = ""
-    return _activate_and_audit(provider=provider, by=by, action=action, before=before)
+    provider = _activate_and_audit(provider=provider, by=by, action=action, before=before, previous=previous)
+    if resumed:
+        ProviderChange.objects.create(subaccount=subaccount, by=by, action=ProviderChange.Action.LC_PHONE_RESUMED,
+                                      before={"lc_phone_account_sid": lc_phone_account_sid, "status": "suspended"},
+                                      after={"lc_phone_account_sid": lc_phone_account_sid, "status": "active"})
+    return provider
 
 
 def _lc_phone_subaccount_create(subaccount: SubAccount) -> str:
@@ -200,6 +290,46 @@ def _lc_phone_subaccount_create(subaccount: SubAccount) -> str:
         raise ValidationError("LC Phone could not be set up right now; nothing was changed. Try again later.") from None
     log.info("LC Phone subaccount %s created for sub-account %s", created.sid, subaccount.pk)
     return created.sid
+
+
+def _lc_phone_subaccount_set_status(account_sid: str, status: Literal["active", "suspended"]) -> None:
+    try:
+        master = master_access()
+        set_account_status(account_sid=account_sid, status=status, auth_sid=master.auth_sid,
+                           auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                           retry=twilio_retry())
+    except (LcPhoneNotConfigured, CredentialsInvalid, UsageFetchError) as error:
+        log.error("Setting LC Phone subaccount %s %s failed: %s", account_sid, status, error)
+        raise ValidationError("LC Phone could not be set up right now; nothing was changed. Try again later.") from None
+
+
+def provider_lc_phone_suspend(*, provider_id: int) -> bool:
+    """Suspend the LC Phone subaccount of a sub-account that left LC Phone (no more usage on the
+    platform's bill). Safe to run twice; does nothing if the sub-account is back on LC Phone.
+
+    Raises UsageFetchError / CredentialsInvalid / LcPhoneNotConfigured for the task to retry.
+    """
+    provider = SubAccountProvider.objects.filter(pk=provider_id).first()
+    if provider is None or provider.provider == PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
+        return False
+    master = master_access()
+    set_account_status(account_sid=provider.lc_phone_account_sid, status="suspended", auth_sid=master.auth_sid,
+                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                       retry=twilio_retry())
+    with transaction.atomic():
+        locked = SubAccountProvider.objects.select_for_update().get(pk=provider_id)
+        if locked.provider == PhoneProvider.LC_PHONE:
+            # Moved back while we were suspending: the move resumed it first, so resume again.
+            set_account_status(account_sid=locked.lc_phone_account_sid, status="active", auth_sid=master.auth_sid,
+                               auth_token=master.auth_token, base_url=twilio_base_url(),
+                               timeout=twilio_timeout(), retry=twilio_retry())
+            return False
+        ProviderChange.objects.create(
+            subaccount_id=locked.subaccount_id, by=None, action=ProviderChange.Action.LC_PHONE_SUSPENDED,
+            before={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "active"},
+            after={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "suspended"})
+    log.info("LC Phone subaccount %s of sub-account %s suspended", locked.lc_phone_account_sid, locked.subaccount_id)
+    return True
 
 
 def provider_mark_credentials_invalid(*, provider: SubAccountProvider, encrypted_token: str, reason: str) -> bool:

@@ -138,6 +138,29 @@ def test_parents_roll_up_their_children(fake: str) -> None:
     assert calls["usage_unit"] == "minutes" and calls["count_unit"] == "calls"
 
 
+def test_a_category_billed_as_a_leaf_also_rolls_up_its_finer_children(fake: str) -> None:
+    ft.set_usage(fake, OTHER, [
+        {"category": "mms-inbound-longcode", "date": DAY, "count": 10, "usage": 10, "price": "0.20"},
+        {"category": "mms-inbound-tollfree", "date": DAY, "count": 5, "usage": 5, "price": "0.10"}])
+    _, _, body = get(fake, daily_path(OTHER, EndDate=DAY.isoformat()), auth=(OTHER, OTHER_TOKEN))
+    rows = {r["category"]: (r["usage"], r["price"]) for r in body["usage_records"]}
+    assert rows["mms-inbound"] == rows["mms"] == ("15", "0.30")
+    assert rows["mms-inbound-longcode"] == ("10", "0.20")
+    assert rows["totalprice"][1] == "0.30"  # the children's price, once
+
+
+def test_a_main_account_includes_its_subaccounts_unless_asked_not_to(fake: str) -> None:
+    ft.set_usage(fake, MASTER, [{"category": "calls-outbound", "date": DAY, "count": 1, "usage": 1, "price": "0.01"}])
+
+    def calls(**query: str) -> str:
+        _, _, body = get(fake, daily_path(MASTER, EndDate=DAY.isoformat(), **query))
+        return next(r["usage"] for r in body["usage_records"] if r["category"] == "calls-outbound")
+
+    assert calls() == "6"  # its own 1 + its subaccount's 5 (Twilio's default)
+    assert calls(IncludeSubaccounts="true") == "6"
+    assert calls(IncludeSubaccounts="false") == "1"
+
+
 def test_category_filter_default_page_size_and_limits(fake: str) -> None:
     _, _, body = get(fake, daily_path(Category="calls-outbound"))
     assert [r["category"] for r in body["usage_records"]] == ["calls-outbound"] * 2

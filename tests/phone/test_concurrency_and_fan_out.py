@@ -11,8 +11,9 @@ from django_tenants.utils import tenant_context
 
 from agencies.tasks import fan_out_to_agencies
 from devservices.fake_twilio import inject_fault, request_log
-from phone.models import ProviderChange, SubAccountProvider, UsageLine
+from phone.models import ProviderChange, RetiredAccount, SubAccountProvider, UsageDelta, UsageLine, UsageRead
 from phone.services import usage_pull
+from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
 
 LEAVES = ["sms-outbound-longcode", "sms-inbound-longcode", "calls-outbound", "calls-inbound-local", "mms-outbound"]
@@ -26,10 +27,15 @@ def committed(world, django_db_blocker) -> Iterator[None]:
         finally:
             for agency in (world.a.agency, world.b.agency):
                 with tenant_context(agency):
+                    UsageDelta.objects.all().delete()
                     UsageLine.objects.all().delete()
+                    UsageRead.objects.all().delete()
+                    RetiredAccount.objects.all().delete()
                     ProviderChange.objects.all().delete()
                     SubAccountProvider.objects.all().delete()
             connection.set_schema_to_public()
+            TwilioAccountClaim.objects.all().delete()
+            UsageAlert.objects.all().delete()
 
 
 def records(scale: int) -> list[dict]:
@@ -80,6 +86,8 @@ def test_two_pulls_of_one_sub_account_at_once_give_the_same_lines_as_one(world, 
             return {row[1:] for row in snapshot(lines)}  # without the account SID
 
         assert comparable(raced) == comparable(single)
+        # and one delta per line: the losing pull appended nothing
+        assert UsageDelta.objects.filter(line__subaccount_id=racing.subaccount_id).count() == raced.count()
 
     # and the two reads really overlapped: both reached Twilio before the first one's 0.5 s reply
     first, second = [datetime.fromisoformat(r["time"]) for r in request_log(twilio.url, racing.lc_phone_account_sid)

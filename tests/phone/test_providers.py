@@ -16,7 +16,7 @@ from tests.phone.helpers import agency_twilio_account, use_twilio
 pytestmark = pytest.mark.django_db
 
 
-def test_twilio_credentials_are_checked_with_one_call_and_stored_encrypted(world, twilio):
+def test_twilio_credentials_and_currency_are_checked_with_two_calls_and_stored_encrypted(world, twilio):
     # given an agency's own Twilio account
     account_sid, auth_token = agency_twilio_account(twilio.url, "alpha-own")
     with tenant_context(world.a.agency):
@@ -24,9 +24,9 @@ def test_twilio_credentials_are_checked_with_one_call_and_stored_encrypted(world
         # when an agency admin saves its credentials
         provider = provider_set_twilio(subaccount=subaccount, account_sid=account_sid, auth_token=auth_token,
                                        by=world.a.admin)
-        # then Twilio was asked exactly once, and the token is encrypted at rest
+        # then Twilio was asked for the account and its currency, and the token is encrypted at rest
         assert [r["path"] for r in request_log(twilio.url, account_sid)] == [
-            f"/2010-04-01/Accounts/{account_sid}.json"
+            f"/2010-04-01/Accounts/{account_sid}.json", f"/2010-04-01/Accounts/{account_sid}/Balance.json"
         ]
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM phone_subaccountprovider WHERE id = %s", [provider.pk])
@@ -108,7 +108,7 @@ def test_move_to_lc_phone_drops_the_agency_token_and_a_return_reuses_the_same_su
         assert len(creates) == 1
         actions = list(ProviderChange.objects.filter(subaccount=subaccount).order_by("pk")
                        .values_list("action", flat=True))
-        assert actions == ["provider_set", "provider_set", "moved_to_lc_phone"]
+        assert actions == ["provider_set", "provider_set", "moved_to_lc_phone", "lc_phone_resumed"]
 
 
 def test_lc_phone_without_master_credentials_changes_nothing(world, twilio, settings):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from devservices import fake_twilio as ft
-from phone.categories import PARENTS, Product, billable_category, is_billable, is_parent
+from phone.categories import PARENTS, Product, billable_category, category_product, is_billable, is_parent
 from phone.usage_client import (
     AccountNotFound,
     CredentialsInvalid,
@@ -172,7 +172,7 @@ def test_persistent_timeouts_raise_usage_fetch_error(accounts: str) -> None:
         fetch(accounts, retry=retry, timeout=0.2)
 
 
-@pytest.mark.parametrize("field", ["price", "usage", "count", "category", "date"])
+@pytest.mark.parametrize("field", ["price", "usage", "count", "date"])
 def test_a_malformed_record_is_skipped_and_the_rest_of_the_page_kept(
         accounts: str, field: str, caplog: pytest.LogCaptureFixture) -> None:
     clean = fetch(accounts)
@@ -181,6 +181,21 @@ def test_a_malformed_record_is_skipped_and_the_rest_of_the_page_kept(
 
     assert fetch(accounts) == clean
     assert any(r.name == "phone.usage_client" and "skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_a_category_we_do_not_know_is_kept_as_other(accounts: str) -> None:
+    clean = fetch(accounts)
+    ft.inject_fault(accounts, SUB, "malformed", field="category")
+    records = fetch(accounts)
+    [unknown] = [r for r in records if r.category == "totally-unknown-category"]
+    assert unknown.product == Product.OTHER.value and len(records) == len(clean) + 1
+
+
+def test_totals_are_collected_per_day(accounts: str) -> None:
+    totals: dict[date, Decimal] = {}
+    records = fetch(accounts, totals=totals)
+    assert set(totals) == {DAY + timedelta(days=d) for d in range(5)}
+    assert totals[DAY] == sum(r.price for r in records if r.day == DAY)
 
 
 def test_master_reads_its_subaccount_another_master_cannot(accounts: str, fast_retry: RetryPolicy) -> None:
@@ -250,6 +265,9 @@ def test_categories() -> None:
     for parent in ["sms", "mms", "calls", "phonenumbers", "totalprice", "sms-inbound", "calls-inbound"]:
         assert parent in PARENTS and not is_billable(parent)
     assert not is_billable("some-new-category")
+    assert category_product("some-new-category") is Product.OTHER  # billed, never dropped
+    assert category_product("mms-inbound-longcode") is None  # rolls up into mms-inbound, which is billed
+    assert category_product("sms") is None and category_product("mms-inbound") is Product.MMS
     # Every leaf the fake serves is billable, and every parent it serves is listed as never billed.
     assert all(is_billable(c) for c in ft.LEAVES)
     assert set(ft.PARENTS) <= PARENTS

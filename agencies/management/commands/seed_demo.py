@@ -2,9 +2,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from phone.demo import demo_spare_twilio_account
 
 from agencies.demo import DEMO_AGENCIES, demo_seed
-from phone.demo import demo_spare_twilio_account
 
 
 class Command(BaseCommand):

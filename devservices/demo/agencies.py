@@ -10,9 +10,9 @@ from django_tenants.utils import tenant_context
 from agencies.models import Agency
 from agencies.plans import Plan
 from agencies.services import agency_create, platform_tenant_ensure
+from devservices.demo.phone import demo_phone_providers
 from people.models import User
 from people.services import user_create
-from phone.demo import demo_phone_providers
 from subaccounts.models import Membership, SubAccount
 from subaccounts.services import membership_add, subaccount_create
 

@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django_tenants.utils import tenant_context
-from phone.demo import demo_phone_providers, demo_spare_twilio_account
 
+from devservices.demo.phone import demo_phone_providers, demo_spare_twilio_account
 from phone.models import SubAccountProvider
 from phone.services import provider_set_twilio
 from subaccounts.models import SubAccount
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def demo_twilio(settings):
     """A fake Twilio in demo mode, as `make run` starts it, with the demo's master account."""
-    from phone.demo import DEMO_MASTER_AUTH_TOKEN, DEMO_MASTER_SID
-
+    from devservices.demo.phone import DEMO_MASTER_AUTH_TOKEN, DEMO_MASTER_SID
     from devservices.fake_twilio import create_account, start_fake_twilio
 
     process = start_fake_twilio(demo=True)

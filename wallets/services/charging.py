@@ -12,6 +12,7 @@ A charge left STARTED or processing is settled by `charge_reconcile`, which only
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +42,9 @@ MAXIMUM_ADD_BALANCE = Decimal("10000")
 KEY_SAFE_FOR = timedelta(hours=23)
 # Stripe's search may lag; only a charge older than this with no PaymentIntent is judged never sent.
 SEARCH_SETTLES_AFTER = timedelta(hours=1)
+
+
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 class RechargeRefused(ValidationError):
@@ -107,12 +111,13 @@ def add_balance_amount(raw: str, *, currency: str) -> Decimal:
     """The client's typed amount, or a clear error: whole minor units, at least the minimum, within reason."""
     from agencies.plans import MINIMUM_RECHARGE
 
+    text = str(raw).strip().removeprefix("$").replace(",", "")
+    if not _PLAIN_AMOUNT.fullmatch(text):  # no exponents, signs, NaN or Infinity
+        raise RechargeRefused("Enter an amount, e.g. 25.00.")
     try:
-        amount = Decimal(str(raw).strip().lstrip("$"))
+        amount = Decimal(text)
     except InvalidOperation:
         raise RechargeRefused("Enter an amount, e.g. 25.00.") from None
-    if not amount.is_finite():
-        raise RechargeRefused("Enter an amount, e.g. 25.00.")
     if amount != amount.quantize(Decimal(1).scaleb(-currency_exponent(currency))):
         raise RechargeRefused("Use whole cents.")
     if amount < MINIMUM_RECHARGE:
@@ -213,8 +218,15 @@ def _abandon(charge: Charge, reason: str) -> Charge:
     return locked
 
 
+def _metadata_of(intent: Any) -> dict[str, str]:
+    metadata = getattr(intent, "metadata", None)
+    if metadata is None:
+        return {}
+    return dict(metadata.to_dict() if hasattr(metadata, "to_dict") else metadata)
+
+
 def _intent_matches(charge: Charge, intent: Any) -> bool:
-    metadata = getattr(intent, "metadata", None) or {}
+    metadata = _metadata_of(intent)
     return (metadata.get("rebill_charge") == charge.idempotency_key
             and int(intent.amount) == to_minor_units(charge.amount, charge.currency)
             and str(intent.currency).lower() == charge.currency.lower())
@@ -259,7 +271,7 @@ def charge_record(*, charge_id: int, intent: Any) -> Charge:
 
 def charge_record_from_stripe(*, intent: Any) -> Charge | None:
     """A webhook's PaymentIntent (already re-read from Stripe): record it on its charge, if it is one of ours."""
-    key = (getattr(intent, "metadata", None) or {}).get("rebill_charge")
+    key = _metadata_of(intent).get("rebill_charge")
     charge = Charge.objects.filter(idempotency_key=key).first() if key else None
     if charge is None:
         return None

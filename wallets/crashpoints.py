@@ -14,8 +14,8 @@ from django.conf import settings
 POINTS = ("before_stripe", "after_stripe", "after_commit")
 
 
-def _key(name: str) -> str:
-    return f"rebill:crashpoint:{settings.CELERY_TASK_DEFAULT_QUEUE}:{name}"
+def _key(name: str, queue: str | None = None) -> str:
+    return f"rebill:crashpoint:{queue or settings.CELERY_TASK_DEFAULT_QUEUE}:{name}"
 
 
 def _redis():  # type: ignore[no-untyped-def]
@@ -31,13 +31,19 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def crash_arm(name: str, count: int = 1) -> None:
+def crash_arm(name: str, count: int = 1, *, queue: str | None = None) -> None:
+    """Kill the next `count` passes through `name` by workers of `queue` (default: this process's queue)."""
     if name not in POINTS:
         raise ValueError(name)
-    _redis().set(_key(name), count)
+    _redis().set(_key(name, queue), count)
 
 
-def crash_disarm() -> None:
+def crash_remaining(name: str, *, queue: str | None = None) -> int:
+    value = _redis().get(_key(name, queue))
+    return int(value) if value is not None else 0
+
+
+def crash_disarm(*, queue: str | None = None) -> None:
     client = _redis()
     for name in POINTS:
-        client.delete(_key(name))
+        client.delete(_key(name, queue))

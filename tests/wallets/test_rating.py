@@ -139,3 +139,49 @@ def test_two_rating_runs_at_once_rate_each_delta_once(world, committed):
     # and agency B's wallet was never touched
     with tenant_context(world.b.agency):
         assert not WalletEntry.objects.exists()
+
+
+def test_two_recharge_decisions_at_once_make_one_payment_intent(world, committed, localstripe, raw_stripe):
+    from tests.billing.fixtures import on
+    from wallets.services import charge_execute, wallet_adjust, wallet_recharge_start
+
+    # given a committed wallet below its threshold, with a real card on agency A's account
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        rebill(client, account_id=ACCT_A, raw=raw_stripe)
+        from wallets.services import wallet_ensure
+        wallet = wallet_ensure(subaccount=client)
+        wallet_adjust(wallet=wallet, amount=Decimal("-4"), note="usage", by="t")
+
+    # when four workers decide and charge at once (beat firing twice, a pull's hook, a card change)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def decide_and_charge() -> None:
+        try:
+            with tenant_context(world.a.agency):
+                barrier.wait(timeout=10)
+                charge = wallet_recharge_start(wallet_id=wallet.pk)
+                if charge is not None:
+                    charge_execute(charge_id=charge.pk)
+        except BaseException as error:  # noqa: BLE001 — reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide_and_charge) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then one PaymentIntent on localstripe, one charge, one credit
+    assert errors == []
+    intents = raw_stripe.v1.payment_intents.list(params={"limit": 100}, options=on(ACCT_A)).data
+    assert [i.amount for i in intents] == [1400]
+    with tenant_context(world.a.agency):
+        from wallets.models import Charge
+        assert Charge.objects.count() == 1
+        assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("10")
+        assert wallets_audit() == []
+    assert raw_stripe.v1.payment_intents.list(params={"limit": 100}, options=on(ACCT_B)).data == []

@@ -19,6 +19,8 @@ def _rate_after_pull(sender: Any = None, result: Any = None, **_: Any) -> None:
 
     args = list(getattr(sender.request, "args", None) or [])
     provider_id = args[0] if args else (sender.request.kwargs or {}).get("provider_id")
+    if provider_id is None:
+        return
     subaccount_id = SubAccountProvider.objects.filter(pk=provider_id).values_list("subaccount_id", flat=True).first()
     if subaccount_id is not None:
         wallet_rate_subaccount.delay(subaccount_id)

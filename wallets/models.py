@@ -15,8 +15,6 @@ from agencies.plans import Product
 from phone.models import UsageDelta
 from subaccounts.models import SubAccount
 
-MONEY = {"max_digits": 18, "decimal_places": 6}
-
 
 class Wallet(models.Model):
     class RechargeState(models.TextChoices):
@@ -26,7 +24,7 @@ class Wallet(models.Model):
 
     subaccount = models.OneToOneField(SubAccount, on_delete=models.PROTECT, related_name="wallet")
     currency = models.CharField(max_length=3, default="usd")
-    balance = models.DecimalField(**MONEY, default=0)
+    balance = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     recharge_state = models.CharField(max_length=20, choices=RechargeState.choices, default=RechargeState.OK)
     # Automatic retries of a failed recharge done so far, and when the next one is due (null: none is).
     failed_retries = models.PositiveSmallIntegerField(default=0)
@@ -70,7 +68,7 @@ class Charge(models.Model):
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="charges")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
-    amount = models.DecimalField(**MONEY)
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
     currency = models.CharField(max_length=3)
     stripe_account_id = models.CharField(max_length=64)
     stripe_customer_id = models.CharField(max_length=64)
@@ -115,16 +113,16 @@ class WalletEntry(models.Model):
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
     seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    amount = models.DecimalField(**MONEY)
-    balance_after = models.DecimalField(**MONEY)
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    balance_after = models.DecimalField(max_digits=18, decimal_places=6)
     # Usage entries: what was rated, at what multiplier, for which provider account.
     usage_delta = models.OneToOneField(UsageDelta, on_delete=models.PROTECT, null=True, blank=True,
                                        related_name="wallet_entry")
     product = models.CharField(max_length=20, choices=Product.choices, blank=True)
     category = models.CharField(max_length=64, blank=True)
     day = models.DateField(null=True, blank=True)
-    units_delta = models.DecimalField(**MONEY, null=True, blank=True)
-    cost_delta = models.DecimalField(**MONEY, null=True, blank=True)
+    units_delta = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    cost_delta = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     multiplier = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
     provider_account = models.CharField(max_length=34, blank=True)
     # Recharges and top-ups: the charge that paid (one credit per charge); refunds name it too.

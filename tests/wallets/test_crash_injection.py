@@ -114,7 +114,7 @@ def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_work
                 wallet_rate_subaccount.apply_async(args=[client.pk], queue=QUEUE)
             duplicates += 1
 
-            def settled() -> bool:
+            def settled(charges_before: int = charges_before, point: str = point) -> bool:
                 return (Charge.objects.count() == charges_before + 1
                         and not Charge.objects.filter(status__in=Charge.IN_FLIGHT).exists()
                         and crash_remaining(point, queue=QUEUE) < 0)

@@ -289,6 +289,7 @@ def _reconcile(charge: Charge) -> Charge:
         logger.warning("Charge %s was made on %s, no longer the agency's account", charge.pk,
                        charge.stripe_account_id)
         return charge
+    intent: stripe.PaymentIntent | None
     if charge.payment_intent_id:
         intent = api.payment_intent_retrieve(charge.payment_intent_id)
     else:

@@ -8,6 +8,7 @@ pulled and debited throughout. An agency's own Twilio account is not suspended h
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,7 +36,7 @@ def wallet_suspension_apply(*, wallet_id: int) -> str:
         # The agency's own Twilio account: suspending it needs proof it is a subaccount (never a main account).
         logger.info("Wallet %s: provider not suspended (not an LC Phone subaccount)", wallet_id)
         return "skipped"
-    want = "suspended" if _should_be_suspended(wallet) else "active"
+    want: Literal["suspended", "active"] = "suspended" if _should_be_suspended(wallet) else "active"
     if (want == "suspended") == (wallet.suspended_at is not None):
         return "unchanged"
     master = master_access()

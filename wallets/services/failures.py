@@ -5,6 +5,7 @@ the decline says not to; `authentication_required` waits for the client to confi
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -81,10 +82,18 @@ def _notify_failure(*, wallet: Wallet, charge: Charge, needs_client: bool) -> No
         what = "We will not retry this card: add a new card on Settings → Company Billing."
     message = (f"The automatic recharge of {charge.amount:.2f} {charge.currency.upper()} for {name}'s phone credits "
                f"failed: {charge.failure_message} ({wallet.last_failure_code or 'declined'}).\n\n{what}\n\n"
-               f"Current balance: {wallet.balance:.2f} {wallet.currency.upper()}.\n— {agency}\n")
+               f"Current balance: {wallet.balance:.2f} {wallet.currency.upper()}.\n{_resume_note(wallet)}— {agency}\n")
     if recipients:
         transaction.on_commit(lambda: send_mail(subject=f"{agency}: phone credit recharge failed for {name}",
                                                 message=message, from_email=None, recipient_list=recipients))
+
+
+def _resume_note(wallet: Wallet) -> str:
+    if wallet.balance > 0:
+        return ""
+    needed = -wallet.balance + Decimal("0.01")
+    return (f"Phone usage is suspended while the balance is not positive: at least {needed:.2f} "
+            f"{wallet.currency.upper()} is needed to resume it.\n")
 
 
 def _suspension_check(*, wallet: Wallet) -> None:

@@ -12,22 +12,26 @@ from django.db import migrations
 FORWARD = """
 CREATE FUNCTION wallet_entry_chain() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    previous_seq bigint;
-    previous_balance numeric(18, 6);
+    broken record;
 BEGIN
-    SELECT seq, balance_after INTO previous_seq, previous_balance
-      FROM wallets_walletentry WHERE wallet_id = NEW.wallet_id ORDER BY seq DESC LIMIT 1;
-    IF NEW.seq <> COALESCE(previous_seq, 0) + 1
-       OR NEW.balance_after <> COALESCE(previous_balance, 0) + NEW.amount THEN
+    -- One set-based check per statement (a rating run inserts thousands of entries in one statement).
+    SELECT n.wallet_id, n.seq, n.amount, n.balance_after, p.seq AS previous_seq, p.balance_after AS previous_balance
+      INTO broken
+      FROM new_entries n
+      LEFT JOIN LATERAL (SELECT e.seq, e.balance_after FROM wallets_walletentry e
+                          WHERE e.wallet_id = n.wallet_id AND e.seq < n.seq ORDER BY e.seq DESC LIMIT 1) p ON true
+     WHERE n.seq <> COALESCE(p.seq, 0) + 1 OR n.balance_after <> COALESCE(p.balance_after, 0) + n.amount
+     LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'wallet % ledger chain broken at seq % (previous seq %, balance %; amount %, balance_after %)',
-            NEW.wallet_id, NEW.seq, previous_seq, previous_balance, NEW.amount, NEW.balance_after
-            USING ERRCODE = 'check_violation';
+            broken.wallet_id, broken.seq, broken.previous_seq, broken.previous_balance, broken.amount,
+            broken.balance_after USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
 
-CREATE TRIGGER wallet_entry_chain BEFORE INSERT ON wallets_walletentry
-    FOR EACH ROW EXECUTE FUNCTION wallet_entry_chain();
+CREATE TRIGGER wallet_entry_chain AFTER INSERT ON wallets_walletentry
+    REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION wallet_entry_chain();
 
 CREATE FUNCTION wallet_entry_insert_only() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN

@@ -31,7 +31,8 @@ from wallets.models import Charge, Wallet, WalletEntry
 from wallets.services import charge_record_from_stripe, wallets_audit
 from wallets.tasks import charge_execute_task, wallet_rate_subaccount
 
-ROUNDS = int(os.environ.get("WALLET_CRASH_ROUNDS", "67"))
+ROUNDS = int(os.environ.get("WALLET_CRASH_ROUNDS", "24"))
+DUPLICATE_TASKS = 4
 CRASHES_PER_ROUND = 3
 QUEUE = f"{app.conf.task_default_queue}-crash"
 
@@ -124,9 +125,13 @@ def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_work
             charge = Charge.objects.order_by("-pk").first()
             assert charge is not None and charge.status == Charge.Status.SUCCEEDED, charge
             # and the same charge task and the webhook arrive again
-            charge_execute_task.apply_async(args=[charge.pk], queue=QUEUE).get(timeout=30)
-            charge_record_from_stripe(intent=AgencyStripe(ACCT_A).payment_intent_retrieve(charge.payment_intent_id))
-            duplicates += 2
+            for result in [charge_execute_task.apply_async(args=[charge.pk], queue=QUEUE)
+                           for _ in range(DUPLICATE_TASKS)]:
+                result.get(timeout=30)
+            for _ in range(2):
+                charge_record_from_stripe(
+                    intent=AgencyStripe(ACCT_A).payment_intent_retrieve(charge.payment_intent_id))
+            duplicates += DUPLICATE_TASKS + 2
 
     with tenant_context(world.a.agency):
         # then every delta was rated once, every charge made one PaymentIntent and was credited once
@@ -145,4 +150,4 @@ def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_work
         assert not Charge.objects.exists()
     print(f"\ncrash injection: {crashes} SIGKILLs of the worker, {duplicates} duplicate tasks/webhooks, "
           f"{ROUNDS} charges, {deltas} deltas")
-    assert crashes + duplicates >= 200 or ROUNDS < 67
+    assert crashes + duplicates >= 200 or ROUNDS < 24

@@ -133,7 +133,16 @@ def billing_card_sync(*, profile: BillingProfile, api: AgencyStripe, actor: str 
         profile.save(update_fields=[*CARD_FIELDS, "card_updated_at"])
         audit_record(subaccount=profile.subaccount, actor=actor, action=AuditEntry.Action.CARD_SYNCED,
                before=before, after=after)
+        if profile.card_payment_method_id:
+            _wallet_retry_on_new_card(profile.subaccount_id)
     return profile
+
+
+def _wallet_retry_on_new_card(subaccount_id: int) -> None:
+    """A new card retries a failed recharge at once (wallets decides whether one is due)."""
+    from wallets.tasks import wallet_card_replaced_task  # wallets imports billing's models
+
+    transaction.on_commit(lambda: wallet_card_replaced_task.delay(subaccount_id))
 
 
 def _customer_gone(*, api: AgencyStripe, customer_id: str) -> bool:

@@ -49,9 +49,12 @@ def _user(request: HttpRequest) -> User:
 @require_GET
 def company_billing(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
+    from wallets.selectors import wallet_summary  # wallets imports billing's models
+
     return render(request, "billing/company_billing.html", {
         "subaccount": membership.subaccount, "profile": billing_profile(subaccount=membership.subaccount),
         "card_refusal": card_setup_refusal_for_client(subaccount=membership.subaccount),
+        "summary": wallet_summary(subaccount=membership.subaccount),
     })
 
 

@@ -86,8 +86,11 @@ def on_customer_updated(*, object_id: str, api: AgencyStripe, event_type: str) -
 
 @_current_account_only
 def on_payment_intent(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
-    """Recorded now; the wallets feature credits or retries from these records."""
+    """Recorded, and applied to its wallet charge (credited once when it succeeded)."""
+    from wallets.services import charge_record_from_stripe  # wallets imports billing's models
+
     intent = api.payment_intent_retrieve(object_id)
+    charge_record_from_stripe(intent=intent)
     customer_id = _id(intent.customer) or ""
     profiles = _profiles_for_customer(api=api, customer_id=customer_id)
     error = getattr(intent, "last_payment_error", None)

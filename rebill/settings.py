@@ -56,6 +56,7 @@ TENANT_APPS = [
     "billing",
     "phone",
     "rebilling",
+    "wallets",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -113,6 +114,8 @@ TESTING = "pytest" in Path(sys.argv[0]).parts or Path(sys.argv[0]).name in {"pyt
 TEST_RUN_ID = f"test{os.getpid()}"
 if TESTING:
     DATABASES["default"]["TEST"] = {"NAME": f"test_rebill_{os.getpid()}"}
+# Test-only fault injection (wallets.crashpoints): a worker kills itself at a named point when a test asks.
+WALLET_CRASH_POINTS = TESTING or REBILL_ENV == "test"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -232,6 +235,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agencies.tasks.fan_out_to_agencies",
         "schedule": crontab(minute=43, hour=4),
         "args": ["phone.tasks.usage_reread_agency"],
+    },
+    # Rating also runs after each pull; this catches what a lost message or a paused sub-account left behind.
+    "rate-wallets": {
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
+        "args": ["wallets.tasks.wallet_rate_agency"],
+        "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+    },
+    "wallet-charges": {  # retries due, charges stuck in STARTED/processing
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": timedelta(minutes=15),
+        "args": ["wallets.tasks.wallet_charges_maintain_agency"],
+        "options": {"expires": 15 * 60},
+    },
+    "wallet-audit": {
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": crontab(minute=23, hour=5),
+        "args": ["wallets.tasks.wallet_audit_agency"],
     },
 }
 

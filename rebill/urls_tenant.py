@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("subaccounts.urls")),
     path("", include("phone.urls")),
     path("", include("billing.urls")),
+    path("", include("wallets.urls")),
     path("", include("rebilling.urls")),
     path("", include("stripe_connect.urls")),
 ]

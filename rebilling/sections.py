@@ -23,8 +23,10 @@ def resell_context(*, subaccount: SubAccount, multipliers_form: MultipliersForm 
         recharge_form = AutoRechargeForm(initial={"amount": f"{section.settings.auto_recharge_amount:.2f}",
                                                   "threshold": f"{section.settings.auto_recharge_threshold:.2f}"})
     preview = preview_rows({row.product.value: row.in_force for row in section.multipliers})
+    from wallets.selectors import wallet_summary  # wallets imports rebilling's models
+
     return {"resell": section, "multipliers_form": multipliers_form, "recharge_form": recharge_form,
-            "preview": preview}
+            "preview": preview, "wallet_summary": wallet_summary(subaccount=subaccount)}
 
 
 def preview_rows(multipliers: dict[str, Decimal | None]) -> list[dict[str, object]]:

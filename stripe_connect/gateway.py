@@ -162,6 +162,15 @@ class AgencyStripe:
         return cast(stripe.PaymentIntent, self._v1.payment_intents.retrieve(
             payment_intent_id, options=self._options()))
 
+    def payment_intent_find(self, *, metadata_key: str, value: str) -> stripe.PaymentIntent | None:
+        """The PaymentIntent whose metadata[metadata_key] is `value` (Search API; a read, never a charge)."""
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        found = list(self._v1.payment_intents.search(
+            params={"query": f'metadata["{metadata_key}"]:"{escaped}"', "limit": 2}, options=self._options()).data)
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} PaymentIntents carry {metadata_key}={value}")
+        return found[0] if found else None
+
 
 # Platform-level calls (Connect) -------------------------------------------------------------------------------
 def connect_authorize_url(*, state: str, redirect_uri: str) -> str:

@@ -1,4 +1,4 @@
-"""Endpoints localstripe does not have: Customer Search, customer payment methods, accounts, the
+"""Endpoints localstripe does not have: Customer and PaymentIntent Search, customer payment methods, accounts, the
 Connect OAuth fake, and the `/_rebill/` control endpoints."""
 
 from __future__ import annotations
@@ -94,6 +94,14 @@ def _predicate(clause: re.Match[str]) -> Predicate:
 
 
 async def _customer_search(request: web.Request) -> web.Response:
+    return await _search(request, "customer")
+
+
+async def _payment_intent_search(request: web.Request) -> web.Response:
+    return await _search(request, "payment_intent")
+
+
+async def _search(request: web.Request, kind: str) -> web.Response:
     params = await request_params(request)
     query = params.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -109,11 +117,11 @@ async def _customer_search(request: web.Request) -> web.Response:
     combine = all if join == "AND" else any
     account = current_account.get()
     found = [c for key, c in store.items()
-             if key.startswith("customer:") and state.owners.get(c.id, ("", None))[1] == account
+             if key.startswith(f"{kind}:") and state.owners.get(c.id, ("", None))[1] == account
              and combine(p(c) for p in predicates)]
     found.sort(key=lambda c: c.created, reverse=True)
     return json_response({"object": "search_result", "data": [c._export() for c in found[:limit]],
-                          "has_more": len(found) > limit, "next_page": None, "url": "/v1/customers/search"})
+                          "has_more": len(found) > limit, "next_page": None, "url": f"/v1/{kind}s/search"})
 
 
 def _account_object(account_id: str) -> Json:
@@ -268,6 +276,7 @@ async def _unregister_webhook(request: web.Request) -> web.Response:
 
 API_ROUTES: list[Route] = [
     ("GET", re.compile(r"/v1/customers/search"), _customer_search),
+    ("GET", re.compile(r"/v1/payment_intents/search"), _payment_intent_search),
     ("GET", re.compile(r"/v1/customers/(?P<customer>cus_\w+)/payment_methods"), _customer_payment_methods),
     ("GET", re.compile(r"/v1/customers/(?P<customer>cus_\w+)/payment_methods/(?P<pm>\w+)"),
      _customer_payment_method),

@@ -1,0 +1,71 @@
+"""Building rebilled sub-accounts, usage deltas and cards for the wallet tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import stripe
+from django.db import connection
+from django.utils import timezone
+
+from agencies.plans import PhoneProvider, Product
+from billing.models import BillingProfile
+from phone.models import SubAccountProvider, UsageDelta, UsageLine
+from rebilling.models import SubAccountRebilling
+from subaccounts.models import SubAccount
+from tests.billing.fixtures import customer_with_card
+
+DECLINING_CARD = "4000000000000341"
+_sids = itertools.count(1)
+CATEGORY = {Product.SMS: "sms-outbound-longcode", Product.MMS: "mms-outbound", Product.CALLS: "calls-outbound",
+            Product.PHONE_NUMBERS: "phonenumbers-local", Product.OTHER: "carrier-fees"}
+
+
+def rebill(subaccount: SubAccount, *, account_id: str, raw: stripe.StripeClient | None = None,
+           card_number: str = "4242424242424242", switched_on_at: datetime | None = None,
+           amount: str = "10", threshold: str = "10") -> SubAccountRebilling:
+    """LC Phone, a card of the client's on the agency's account (a real one on localstripe when `raw` is given)
+    and rebilling switched on."""
+    SubAccountProvider.objects.update_or_create(
+        subaccount=subaccount, defaults={"provider": PhoneProvider.LC_PHONE,
+                                         "lc_phone_account_sid": f"AC{connection.schema_name[:4]}{next(_sids):028d}"})
+    customer_id, pm_id = "cus_test", "pm_test"
+    if raw is not None:
+        customer, pm = customer_with_card(raw, account_id, number=card_number, name=subaccount.name)
+        customer_id, pm_id = customer.id, pm.id
+    BillingProfile.objects.update_or_create(subaccount=subaccount, defaults={
+        "stripe_account_id": account_id, "stripe_customer_id": customer_id, "card_payment_method_id": pm_id,
+        "card_brand": "visa", "card_last4": card_number[-4:]})
+    rebilling, _ = SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={
+        "switched_on": True, "switched_on_at": switched_on_at or timezone.now() - timedelta(hours=1),
+        "auto_recharge_amount": Decimal(amount), "auto_recharge_threshold": Decimal(threshold)})
+    return rebilling
+
+
+def add_delta(subaccount: SubAccount, cost: Decimal | str, *, product: Product = Product.SMS,
+              day: date | None = None, fetched_at: datetime | None = None, units: str = "1") -> UsageDelta:
+    """One more revision of a usage line (created on first use), as the pull's upsert appends it."""
+    now = fetched_at or timezone.now()
+    day = day or now.date()
+    provider = SubAccountProvider.objects.get(subaccount=subaccount)
+    line, created = UsageLine.objects.get_or_create(
+        subaccount=subaccount, day=day, category=CATEGORY[product], account_sid=provider.lc_phone_account_sid,
+        defaults={"provider": PhoneProvider.LC_PHONE, "product": product, "usage_unit": "segments", "count": 0,
+                  "units": 0, "twilio_price": 0, "cost": 0, "revision": 0, "fetched_at": now, "created_at": now,
+                  "updated_at": now})
+    cost = Decimal(cost)
+    line.revision += 1
+    line.cost += cost
+    line.units += Decimal(units)
+    line.fetched_at = now
+    line.save(update_fields=["revision", "cost", "units", "fetched_at"])
+    return UsageDelta.objects.create(line=line, revision=line.revision, units_delta=Decimal(units),
+                                     unit_price=None, cost_delta=cost, currency="usd", fetched_at=now)
+
+
+def truncate_wallets() -> None:
+    """Committed test data out (entries are insert-only: DELETE is refused, TRUNCATE is the way out)."""
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE wallets_walletentry, wallets_charge, wallets_wallet")

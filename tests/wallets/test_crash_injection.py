@@ -1,0 +1,153 @@
+"""A real Celery worker (prefork, one child) killed by SIGKILL at the three points where money could be lost or
+taken twice — before the Stripe call, after Stripe succeeded but before our commit, after our commit before the
+ack — plus duplicate tasks and duplicate webhooks. Restarted each time (acks late, rejected on worker loss):
+no delta lost or rated twice, no PaymentIntent created twice, every charge credited once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from billing.models import BillingProfile
+from phone.models import SubAccountProvider, UsageDelta, UsageLine
+from rebill.celery import app
+from rebilling.models import SubAccountRebilling
+from stripe_connect.gateway import AgencyStripe
+from stripe_connect.models import ConnectedAccount
+from tests.billing.fixtures import ACCT_A, ACCT_B, CLIENT_ID, PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, on
+from tests.conftest import test_database_url as database_url_for_children
+from tests.wallets.helpers import add_delta, rebill, truncate_wallets
+from wallets.crashpoints import POINTS, crash_arm, crash_disarm, crash_remaining
+from wallets.models import Charge, Wallet, WalletEntry
+from wallets.services import charge_record_from_stripe, wallets_audit
+from wallets.tasks import charge_execute_task, wallet_rate_subaccount
+
+ROUNDS = int(os.environ.get("WALLET_CRASH_ROUNDS", "24"))
+DUPLICATE_TASKS = 4
+CRASHES_PER_ROUND = 3
+QUEUE = f"{app.conf.task_default_queue}-crash"
+
+
+@pytest.fixture
+def committed(world, django_db_blocker, localstripe) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        accounts = [ConnectedAccount.objects.create(agency=world.a.agency, account_id=ACCT_A),
+                    ConnectedAccount.objects.create(agency=world.b.agency, account_id=ACCT_B)]
+        try:
+            yield
+        finally:
+            crash_disarm(queue=QUEUE)
+            for agency in (world.a.agency, world.b.agency):
+                with tenant_context(agency):
+                    truncate_wallets()
+                    UsageDelta.objects.all().delete()
+                    UsageLine.objects.all().delete()
+                    SubAccountProvider.objects.all().delete()
+                    SubAccountRebilling.objects.all().delete()
+                    BillingProfile.objects.all().delete()
+            connection.set_schema_to_public()
+            for account in accounts:
+                account.delete()
+
+
+@pytest.fixture
+def crash_worker(committed, localstripe, tmp_path) -> Iterator[subprocess.Popen]:
+    log = tmp_path / "crash-worker.log"
+    env = {**os.environ, "DATABASE_URL": database_url_for_children(), "REBILL_ENV": "test", "CELERY_QUEUE": QUEUE,
+           "STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY, "STRIPE_CLIENT_ID": CLIENT_ID,
+           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_API_BASE": localstripe,
+           "STRIPE_CONNECT_BASE": localstripe, "STRIPE_JS_URL": ""}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "rebill", "worker", "--pool=prefork", "--concurrency=1",
+             "--loglevel=INFO", "--queues", QUEUE, "--hostname", f"crash-{QUEUE}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(f"crash-{QUEUE}" in name for reply in (app.control.ping(timeout=0.5) or [])
+                      for name in reply):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("crash worker did not start:\n" + log.read_text())
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        print(log.read_text()[-3000:]) if os.environ.get("WALLET_CRASH_LOG") else None
+
+
+def _wait(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_worker, raw_stripe):
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        rebill(client, account_id=ACCT_A, raw=raw_stripe, amount="10", threshold="10")
+    crashes = duplicates = 0
+    deltas = 0
+    for round_number in range(ROUNDS):
+        point = POINTS[round_number % len(POINTS)]
+        with tenant_context(world.a.agency):
+            # given new usage that takes the wallet below its threshold
+            for cost in ("7.00", "5.00"):
+                add_delta(client, cost)
+                deltas += 1
+            charges_before = Charge.objects.count()
+            # when the worker is killed three times at this point while rating and charging
+            crash_arm(point, CRASHES_PER_ROUND, queue=QUEUE)
+            for _ in range(2):  # a pull's hook and beat's own run, at once
+                wallet_rate_subaccount.apply_async(args=[client.pk], queue=QUEUE)
+            duplicates += 1
+
+            def settled(charges_before: int = charges_before, point: str = point) -> bool:
+                return (Charge.objects.count() == charges_before + 1
+                        and not Charge.objects.filter(status__in=Charge.IN_FLIGHT).exists()
+                        and crash_remaining(point, queue=QUEUE) < 0)
+
+            _wait(settled, f"round {round_number} ({point})")
+            crashes += CRASHES_PER_ROUND
+            charge = Charge.objects.order_by("-pk").first()
+            assert charge is not None and charge.status == Charge.Status.SUCCEEDED, charge
+            # and the same charge task and the webhook arrive again
+            for result in [charge_execute_task.apply_async(args=[charge.pk], queue=QUEUE)
+                           for _ in range(DUPLICATE_TASKS)]:
+                result.get(timeout=30)
+            for _ in range(2):
+                charge_record_from_stripe(
+                    intent=AgencyStripe(ACCT_A).payment_intent_retrieve(charge.payment_intent_id))
+            duplicates += DUPLICATE_TASKS + 2
+
+    with tenant_context(world.a.agency):
+        # then every delta was rated once, every charge made one PaymentIntent and was credited once
+        wallet = Wallet.objects.get(subaccount=client)
+        assert WalletEntry.objects.filter(usage_delta__isnull=False).count() == deltas
+        assert Charge.objects.filter(status=Charge.Status.SUCCEEDED).count() == ROUNDS == Charge.objects.count()
+        intents = raw_stripe.v1.payment_intents.list(params={"limit": 100}, options=on(ACCT_A)).auto_paging_iter()
+        intents = list(intents)
+        assert len(intents) == ROUNDS
+        assert {i.metadata["rebill_charge"] for i in intents} == set(
+            Charge.objects.values_list("idempotency_key", flat=True))
+        assert WalletEntry.objects.filter(kind=WalletEntry.Kind.RECHARGE).count() == ROUNDS
+        assert wallet.balance == Decimal("10")  # each round: -12.60 of usage, +12.60 recharged
+        assert wallets_audit() == []
+    with tenant_context(world.b.agency):
+        assert not Charge.objects.exists()
+    print(f"\ncrash injection: {crashes} SIGKILLs of the worker, {duplicates} duplicate tasks/webhooks, "
+          f"{ROUNDS} charges, {deltas} deltas")
+    assert crashes + duplicates >= 200 or ROUNDS < 24

@@ -1,0 +1,109 @@
+"""Wallet jobs (DESIGN §9). Thin: each loads ids and calls one service; every one is safe twice and at once.
+
+Beat runs `agencies.tasks.fan_out_to_agencies(<agency task>)` in public; the agency tasks fan out per sub-account
+or per charge inside the agency's schema. Rating also runs after each usage pull (wallets.hooks).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+import stripe
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from rebill.celery import AgencyTask
+from wallets.crashpoints import crash_point
+from wallets.models import Wallet
+from wallets.services import (
+    charge_execute,
+    charge_reconcile,
+    charges_to_reconcile,
+    subaccounts_to_rate,
+    wallet_rate,
+    wallet_recharge_start,
+    wallets_audit,
+)
+from wallets.services.suspension import wallet_card_replaced, wallet_suspension_apply
+
+log = logging.getLogger(__name__)
+# Transient: Stripe unreachable, 5xx, rate limits, the same key still in flight (409). Declines are answers.
+TRANSIENT = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError, stripe.IdempotencyError)
+
+
+def _send_charge(charge_id: int) -> None:
+    transaction.on_commit(partial(charge_execute_task.delay, charge_id))
+
+
+@shared_task(base=AgencyTask)
+def wallet_rate_subaccount(subaccount_id: int) -> int:
+    result = wallet_rate(subaccount_id=subaccount_id)
+    if result.wallet_id is not None:
+        charge = wallet_recharge_start(wallet_id=result.wallet_id)
+        if charge is not None:
+            _send_charge(charge.pk)
+    return result.entries
+
+
+@shared_task(base=AgencyTask)
+def wallet_rate_agency() -> int:
+    subaccount_ids = subaccounts_to_rate()
+    for subaccount_id in subaccount_ids:
+        transaction.on_commit(partial(wallet_rate_subaccount.delay, subaccount_id))
+    return len(subaccount_ids)
+
+
+@shared_task(base=AgencyTask, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=600, max_retries=8)
+def charge_execute_task(charge_id: int) -> str:
+    charge = charge_execute(charge_id=charge_id)
+    crash_point("after_commit")
+    return str(charge.status)
+
+
+@shared_task(base=AgencyTask, autoretry_for=TRANSIENT, retry_backoff=30, max_retries=5)
+def charge_reconcile_task(charge_id: int) -> str:
+    return str(charge_reconcile(charge_id=charge_id).status)
+
+
+@shared_task(base=AgencyTask)
+def wallet_charges_maintain_agency() -> int:
+    """Every 15 minutes: reconcile charges stuck STARTED/processing; start the retries that are due."""
+    stuck = charges_to_reconcile()
+    for charge_id in stuck:
+        transaction.on_commit(partial(charge_reconcile_task.delay, charge_id))
+    due = list(Wallet.objects.filter(recharge_state=Wallet.RechargeState.FAILED, next_retry_at__lte=timezone.now())
+               .order_by("pk").values_list("pk", flat=True))
+    for wallet_id in due:
+        charge = wallet_recharge_start(wallet_id=wallet_id, retry=True)
+        if charge is not None:
+            _send_charge(charge.pk)
+    # Wallets below their threshold whose recharge did not start (e.g. a card added since): try now.
+    for wallet_id in Wallet.objects.filter(recharge_state=Wallet.RechargeState.OK).order_by("pk").values_list(
+            "pk", flat=True):
+        charge = wallet_recharge_start(wallet_id=wallet_id)
+        if charge is not None:
+            _send_charge(charge.pk)
+    return len(stuck) + len(due)
+
+
+@shared_task(base=AgencyTask)
+def wallet_audit_agency() -> int:
+    findings = wallets_audit(stripe_since=timezone.now() - timedelta(days=2))
+    return len(findings)
+
+
+@shared_task(base=AgencyTask, autoretry_for=(Exception,), retry_backoff=30, retry_backoff_max=3600, max_retries=20)
+def wallet_suspension_sync(wallet_id: int) -> str:
+    return wallet_suspension_apply(wallet_id=wallet_id)
+
+
+@shared_task(base=AgencyTask)
+def wallet_card_replaced_task(subaccount_id: int) -> bool:
+    """A new card retries a failed recharge at once."""
+    charge = wallet_card_replaced(subaccount_id=subaccount_id)
+    if charge is not None:
+        _send_charge(charge.pk)
+    return charge is not None

@@ -5,6 +5,7 @@ Agency admins only; every id is looked up among the caller's agency's sub-accoun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.contrib import messages
@@ -122,23 +123,33 @@ def resell_switch(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     return _section(request, subaccount)
 
 
+def _save(request: HttpRequest, subaccount: SubAccount, *, form: MultipliersForm | AutoRechargeForm, what: str,
+          save: Callable[[], object]) -> HttpResponse:
+    """Save one of the section's forms through its service; its errors show next to its fields (or, when the
+    service refuses the change as a whole, at the top of the section)."""
+    if form.is_valid():
+        try:
+            save()
+        except ValidationError as error:
+            if not hasattr(error, "error_dict"):  # refused as a whole (e.g. locked on this plan)
+                return _section(request, subaccount, error=f"{what} not saved: {error.messages[0]}", status=400)
+            add_service_errors(form, error)
+    if form.errors:
+        if isinstance(form, MultipliersForm):
+            return _section(request, subaccount, multipliers_form=form, status=400)
+        return _section(request, subaccount, recharge_form=form, status=400)
+    if not request.htmx:  # type: ignore[attr-defined]
+        messages.success(request, f"{what} saved.")
+    return _section(request, subaccount)
+
+
 @agency_admin_required
 @require_POST
 def resell_multipliers(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
     form = MultipliersForm(request.POST)
-    if form.is_valid():
-        try:
-            multipliers_set(subaccount=subaccount, multipliers=form.multipliers(), by=_user(request))
-        except ValidationError as error:
-            if not hasattr(error, "error_dict"):  # refused as a whole (e.g. locked on this plan)
-                return _section(request, subaccount, error=f"Multipliers not saved: {error.messages[0]}", status=400)
-            add_service_errors(form, error)
-    if form.errors:
-        return _section(request, subaccount, multipliers_form=form, status=400)
-    if not request.htmx:  # type: ignore[attr-defined]
-        messages.success(request, "Multipliers saved.")
-    return _section(request, subaccount)
+    return _save(request, subaccount, form=form, what="Multipliers", save=lambda: multipliers_set(
+        subaccount=subaccount, multipliers=form.multipliers(), by=_user(request)))
 
 
 @agency_admin_required
@@ -146,16 +157,8 @@ def resell_multipliers(request: HttpRequest, subaccount_id: int) -> HttpResponse
 def resell_auto_recharge(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
     form = AutoRechargeForm(request.POST)
-    if form.is_valid():
-        try:
-            auto_recharge_set(subaccount=subaccount, by=_user(request), **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-    if form.errors:
-        return _section(request, subaccount, recharge_form=form, status=400)
-    if not request.htmx:  # type: ignore[attr-defined]
-        messages.success(request, "Auto-recharge saved.")
-    return _section(request, subaccount)
+    return _save(request, subaccount, form=form, what="Auto-recharge", save=lambda: auto_recharge_set(
+        subaccount=subaccount, by=_user(request), **form.cleaned_data))
 
 
 @agency_admin_required

@@ -14,7 +14,8 @@ class Agency(TenantMixin):
     billing_period = models.CharField(max_length=10, choices=BillingPeriod.choices, default=BillingPeriod.MONTHLY)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    auto_create_schema = True
+    # agencies.services.agency_create makes the schema (cloned from a migrated template, DESIGN §12).
+    auto_create_schema = False
     auto_drop_schema = False
 
     class Meta:

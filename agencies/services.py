@@ -13,6 +13,7 @@ from django_tenants.utils import get_public_schema_name, tenant_context
 
 from agencies.models import Agency, Domain, PlanChange
 from agencies.plans import BillingPeriod, Plan, PlanChangeRules, plan_change_rules, plan_terms
+from agencies.schema_template import agency_schema_create
 from people.models import User
 from people.services import invitation_send, invitation_token_make, user_create
 from rebilling.services import PlanChangeEffect, plan_rules_apply
@@ -90,6 +91,7 @@ def agency_create(
         name=name.strip(), slug=slug, schema_name=slug_to_schema(slug), plan=plan, billing_period=billing_period
     )
     agency.save(verbosity=0)
+    agency_schema_create(schema_name=agency.schema_name)
     Domain.objects.create(tenant=agency, domain=agency_subdomain(slug), is_primary=True)
     if custom_domain:
         Domain.objects.create(tenant=agency, domain=custom_domain, is_primary=False)

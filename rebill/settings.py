@@ -100,7 +100,7 @@ DATABASES = {
     "default": env.db_url(
         "DATABASE_URL",
         default="postgres://postgres@127.0.0.1:5432/rebill" if not PRODUCTION else environ.Env.NOTSET,
-        engine="django_tenants.postgresql_backend",
+        engine="rebill.db",
     )
 }
 # Bounded connection lifetime: a connection that has touched many agency schemas grows large.
@@ -112,6 +112,9 @@ TESTING = "pytest" in Path(sys.argv[0]).parts or Path(sys.argv[0]).name in {"pyt
 TEST_RUN_ID = f"test{os.getpid()}"
 if TESTING:
     DATABASES["default"]["TEST"] = {"NAME": f"test_rebill_{os.getpid()}"}
+# New agency schemas are cloned from a migrated template schema (agencies.schema_template); off replays every
+# migration for each new agency, as django-tenants does by itself.
+AGENCY_SCHEMA_FROM_TEMPLATE = env.bool("AGENCY_SCHEMA_FROM_TEMPLATE", default=True)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -20,6 +20,8 @@ from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_exists
 
+from rebill.tenancy import schema_to_public
+
 TEMPLATE_PREFIX = "_agency_template_"  # a slug starts with a letter, so no agency can ever have this schema
 _TARGET = "\x1e__TARGET_SCHEMA__\x1e"
 _LOCK_KEY = 4_187_502_113  # pg_advisory_xact_lock: one builder of the template at a time
@@ -75,7 +77,7 @@ def schema_template_ensure() -> str:
                 cursor.execute(f"DROP SCHEMA IF EXISTS {_quote(building)} CASCADE")
                 cursor.execute(f"CREATE SCHEMA {_quote(building)}")
             call_command("migrate_schemas", tenant=True, schema_name=building, interactive=False, verbosity=0)
-            connection.set_schema_to_public()
+            schema_to_public()
             with connection.cursor() as cursor:
                 cursor.execute(f"ALTER SCHEMA {_quote(building)} RENAME TO {_quote(name)}")
     return name
@@ -98,12 +100,12 @@ def schema_create_from_template(*, schema_name: str) -> None:
     template = schema_template_ensure()
     script = _clone_script(template).replace(_TARGET, _quote(schema_name))
     with transaction.atomic():
-        connection.set_schema_to_public()
+        schema_to_public()
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {_quote(schema_name)}")
             # Constraint definitions were captured unqualified: they name tables of the schema on the path.
             cursor.execute(f"SET search_path = {_quote(schema_name)}, public; {script}")
-    connection.set_schema_to_public()
+    schema_to_public()
 
 
 _scripts: dict[str, str] = {}
@@ -158,7 +160,8 @@ def _clone_script_capture(template: str) -> str:
                        [template])
         for sequence, last_value, data_type in cursor.fetchall():
             # LIKE gives each identity column a new sequence with the template's options but always as bigint.
-            statements.append(f"ALTER SEQUENCE {_TARGET}.{_quote(sequence)} AS {data_type}")
+            if data_type != "bigint":
+                statements.append(f"ALTER SEQUENCE {_TARGET}.{_quote(sequence)} AS {data_type}")
             if last_value is not None:
                 target = _literal(cursor, f"{_TARGET}.{_quote(sequence)}")
                 statements.append(f"SELECT setval({target}, {int(last_value)}, true)")
@@ -185,7 +188,7 @@ def _clone_script_capture(template: str) -> str:
         )
         for constraint, table, definition, _kind in cursor.fetchall():
             statements.append(f"ALTER TABLE {_TARGET}.{_quote(table)} ADD CONSTRAINT {_quote(constraint)} {definition}")
-    connection.set_schema_to_public()
+    schema_to_public()
     return ";\n".join(statements) + ";"
 
 
@@ -205,4 +208,4 @@ def agency_schema_create(*, schema_name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA {_quote(schema_name)}")
     call_command("migrate_schemas", tenant=True, schema_name=schema_name, interactive=False, verbosity=0)
-    connection.set_schema_to_public()
+    schema_to_public()

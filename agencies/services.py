@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from agencies.models import Agency, Domain, PlanChange
@@ -156,3 +158,16 @@ def plan_change_message(*, agency: Agency, rules: PlanChangeRules, effects: list
     if plan_terms(rules.new_plan).rebillable_providers - plan_terms(rules.old_plan).rebillable_providers:
         lines += ["", "Phone rebilling stays off until you switch it on in Manage Client."]
     return "\n".join(lines) + "\n"
+
+
+def agency_usage_pull_schedule(*, schema_name: str, due_at: datetime | None, seen: datetime | None) -> bool:
+    """Set when beat next visits the agency for usage pulls, unless it changed since `seen` was read (a provider
+    configured meanwhile asked for a visit now: that one stands)."""
+    unchanged: dict[str, object] = (
+        {"usage_pull_due_at": seen} if seen is not None else {"usage_pull_due_at__isnull": True})
+    return Agency.objects.filter(schema_name=schema_name, **unchanged).update(usage_pull_due_at=due_at) == 1
+
+
+def agency_usage_pull_due_now(*, schema_name: str) -> None:
+    """Beat visits the agency at its next tick (a sub-account's provider was just configured)."""
+    Agency.objects.filter(schema_name=schema_name).update(usage_pull_due_at=timezone.now())

@@ -1,7 +1,11 @@
 from celery import current_app, shared_task
+from django.conf import settings
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from agencies.selectors import agencies_all
+from agencies.selectors import agencies_all, agencies_due_for_usage_pull
+
+USAGE_PULL_AGENCY_TASK = "phone.tasks.usage_pull_agency"
 
 
 @shared_task
@@ -13,3 +17,15 @@ def fan_out_to_agencies(task_name: str) -> int:
             current_app.send_task(task_name)
         sent += 1
     return sent
+
+
+@shared_task
+def usage_pull_dispatch() -> int:
+    """Beat's usage tick, in public: one task for each agency with a pull due, none for the others. One query,
+    then every message on one broker connection."""
+    schemas = agencies_due_for_usage_pull(now=timezone.now())
+    with current_app.producer_or_acquire() as producer:
+        for schema_name in schemas:
+            current_app.send_task(USAGE_PULL_AGENCY_TASK, headers={"_schema_name": schema_name}, producer=producer,
+                                  expires=settings.USAGE_PULL_INTERVAL_SECONDS)
+    return len(schemas)

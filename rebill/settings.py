@@ -192,6 +192,8 @@ TWILIO_USAGE_PAGE_SIZE = env.int("TWILIO_USAGE_PAGE_SIZE", default=1000)
 _PHONE_DEV_KEY = "cmViaWxsLWRldi1vbmx5LXBob25lLWNyZWRzLWtleSE="  # development and tests only
 PHONE_CREDENTIALS_KEYS = env.list("PHONE_CREDENTIALS_KEYS", default=[] if PRODUCTION else [_PHONE_DEV_KEY])
 USAGE_PULL_INTERVAL_SECONDS = env.int("USAGE_PULL_INTERVAL_SECONDS", default=300)
+# Accounts with no usage for 7 days are pulled this often instead (phone.services.pull_schedule).
+USAGE_PULL_IDLE_INTERVAL_SECONDS = env.int("USAGE_PULL_IDLE_INTERVAL_SECONDS", default=3600)
 
 # Security: strict in production, plain HTTP on localhost in development.
 SESSION_COOKIE_HTTPONLY = True
@@ -224,11 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "args": ["people.tasks.purge_expired_sessions"],
     },
     "pull-phone-usage": {
-        "task": "agencies.tasks.fan_out_to_agencies",
-        "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
-        "args": ["phone.tasks.usage_pull_agency"],
+        "task": "agencies.tasks.usage_pull_dispatch",
+        # Every minute: only agencies with a sub-account due are visited, so a tick costs what is due.
+        "schedule": timedelta(seconds=min(60, USAGE_PULL_INTERVAL_SECONDS)),
         # A dispatch still queued when the next one is due is dropped: the next covers the same window.
-        "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+        "options": {"expires": min(60, USAGE_PULL_INTERVAL_SECONDS)},
     },
 }
 

@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider
+from agencies.services import agency_usage_pull_due_now
 from people.models import User
 from phone.crypto import secret_encrypt
 from phone.models import ProviderChange, ProviderStatus, SubAccountProvider
@@ -28,6 +29,7 @@ from phone.usage_client import (
     check_credentials,
     create_subaccount,
 )
+from rebill.tenancy import current_schema
 from subaccounts.models import SubAccount
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     provider.save()
     ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
                                   after=_snapshot(provider))
+    agency_usage_pull_due_now(schema_name=current_schema())  # its first pull at beat's next tick
     return provider
 
 

@@ -1,5 +1,3 @@
-from datetime import datetime
-
 from django.db.models import QuerySet
 from django_tenants.utils import get_public_schema_name
 
@@ -15,7 +13,3 @@ def agency_primary_domain(*, agency: Agency) -> str:
     domain = agency.domains.filter(is_primary=True).values_list("domain", flat=True).first()
     return domain or ""
 
-
-def agencies_due_for_usage_pull(*, now: datetime) -> list[str]:
-    """The schemas of the agencies that have a sub-account whose usage pull is due."""
-    return list(agencies_all().filter(usage_pull_due_at__lte=now).values_list("schema_name", flat=True))

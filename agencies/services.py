@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -158,6 +158,18 @@ def plan_change_message(*, agency: Agency, rules: PlanChangeRules, effects: list
     if plan_terms(rules.new_plan).rebillable_providers - plan_terms(rules.old_plan).rebillable_providers:
         lines += ["", "Phone rebilling stays off until you switch it on in Manage Client."]
     return "\n".join(lines) + "\n"
+
+
+@transaction.atomic
+def agencies_usage_pull_claim(*, now: datetime, lease: timedelta) -> list[str]:
+    """The schemas of the agencies with a sub-account due, each leased for `lease`: a tick that comes before the
+    agency's task has run does not send it again; its task sets the real next visit, and a task that never ran
+    (expired) lets the lease lapse."""
+    schemas = list(Agency.objects.exclude(schema_name=get_public_schema_name())
+                   .filter(usage_pull_due_at__lte=now).select_for_update(skip_locked=True)
+                   .values_list("schema_name", flat=True))
+    Agency.objects.filter(schema_name__in=schemas).update(usage_pull_due_at=now + lease)
+    return schemas
 
 
 def agency_usage_pull_schedule(*, schema_name: str, due_at: datetime | None, seen: datetime | None) -> bool:

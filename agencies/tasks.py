@@ -1,9 +1,12 @@
+from datetime import timedelta
+
 from celery import current_app, shared_task
 from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from agencies.selectors import agencies_all, agencies_due_for_usage_pull
+from agencies.selectors import agencies_all
+from agencies.services import agencies_usage_pull_claim
 
 USAGE_PULL_AGENCY_TASK = "phone.tasks.usage_pull_agency"
 
@@ -21,9 +24,10 @@ def fan_out_to_agencies(task_name: str) -> int:
 
 @shared_task
 def usage_pull_dispatch() -> int:
-    """Beat's usage tick, in public: one task for each agency with a pull due, none for the others. One query,
-    then every message on one broker connection."""
-    schemas = agencies_due_for_usage_pull(now=timezone.now())
+    """Beat's usage tick, in public: one task for each agency with a pull due, none for the others and none for
+    one whose task is still queued. One claim, then every message on one broker connection."""
+    lease = timedelta(seconds=settings.USAGE_PULL_INTERVAL_SECONDS)  # as long as the agency's task may stay queued
+    schemas = agencies_usage_pull_claim(now=timezone.now(), lease=lease)
     with current_app.producer_or_acquire() as producer:
         for schema_name in schemas:
             current_app.send_task(USAGE_PULL_AGENCY_TASK, headers={"_schema_name": schema_name}, producer=producer,

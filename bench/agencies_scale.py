@@ -12,6 +12,7 @@ with ours (search-path introspection, `migrate_agencies`, template clones, the d
   migrate_one_field_s  the deploy's migrate when one migration adds a field to a tenant table
   migrate_noop_s       the deploy's migrate when nothing changed
   fanout_s             beat's usage tick in public, every agency due (one task per agency sent to Redis)
+  fanout_next_s        the next tick, before any agency's task has run (table only)
   pg_dump              a whole-database pg_dump (custom format)
 
 The last line is ours: `scale: agencies=N create_s=… migrate_one_field_s=… migrate_noop_s=… fanout_s=… pg_dump=…`.
@@ -158,10 +159,18 @@ def _run(args: argparse.Namespace, run_dir: Path, stack) -> list[str]:
     started = time.monotonic()
     sent_ours = usage_pull_dispatch()
     ours["fanout_s"] = time.monotonic() - started
+    # The next tick, before any agency's task has run: stock sends every agency again, ours none.
+    started = time.monotonic()
+    resent_stock = fan_out_to_agencies(USAGE_PULL_AGENCY_TASK)
+    stock["fanout_next_s"] = time.monotonic() - started
+    started = time.monotonic()
+    resent_ours = usage_pull_dispatch()
+    ours["fanout_next_s"] = time.monotonic() - started
     with app.connection_for_write() as connection:
         connection.default_channel.client.delete(app.conf.task_default_queue)
-    assert sent_stock == sent_ours == args.agencies, (sent_stock, sent_ours)
-    say(f"fanout_s: stock {stock['fanout_s']:.3f}  ours {ours['fanout_s']:.3f}")
+    assert sent_stock == sent_ours == resent_stock == args.agencies and resent_ours == 0, (sent_ours, resent_ours)
+    say(f"fanout_s: stock {stock['fanout_s']:.3f}  ours {ours['fanout_s']:.3f}; the next tick: "
+        f"stock {stock['fanout_next_s']:.3f} ({resent_stock} sent)  ours {ours['fanout_next_s']:.3f} (none sent)")
 
     from django.db import connections
 
@@ -194,7 +203,7 @@ def _run(args: argparse.Namespace, run_dir: Path, stack) -> list[str]:
     say(f"pg_dump: stock {stock['pg_dump']}  ours {ours['pg_dump']}")
 
     summary = ["", f"{'':22}{'plain django-tenants':>22}{'rebill':>12}{'ratio':>8}"]
-    for key in ("create_s", "migrate_one_field_s", "migrate_noop_s", "fanout_s"):
+    for key in ("create_s", "migrate_one_field_s", "migrate_noop_s", "fanout_s", "fanout_next_s"):
         ratio = f"{stock[key] / ours[key]:.1f}x" if ours[key] else "-"  # type: ignore[operator]
         summary.append(f"{key:22}{stock[key]:>22.3f}{ours[key]:>12.3f}{ratio:>8}")
     summary.append(f"{'pg_dump':22}{stock['pg_dump']:>22}{ours['pg_dump']:>12}")
@@ -232,7 +241,7 @@ def _pg_dump(output: Path) -> str:
                             env=_libpq_env(connection.settings_dict), capture_output=True, text=True, check=False)
     output.unlink(missing_ok=True)
     if result.returncode != 0:
-        say(f"  pg_dump: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+        say(f"  pg_dump: {(result.stderr.strip().splitlines() or [str(result.returncode)])[0][:200]}")
     return "ok" if result.returncode == 0 else "failed"
 
 

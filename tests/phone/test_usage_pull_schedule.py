@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.models import Agency
-from agencies.selectors import agencies_due_for_usage_pull
+from agencies.services import agencies_usage_pull_claim
 from phone.models import SubAccountProvider, UsageLine
 from phone.services.pull_schedule import usage_pulls_due
 from phone.tasks import usage_pull_agency, usage_pull_subaccount
@@ -84,20 +84,33 @@ def test_idle_accounts_are_pulled_hourly_and_busy_ones_every_interval(world):
         assert usage_pulls_due(now=later).provider_ids == [idle.pk]
 
 
+def claim(now) -> list[str]:
+    return agencies_usage_pull_claim(now=now, lease=timedelta(seconds=settings.USAGE_PULL_INTERVAL_SECONDS))
+
+
 def test_agencies_with_nothing_due_are_not_visited(world, twilio, django_capture_on_commit_callbacks):
     now = timezone.now()
     alpha, bravo = world.a.agency, world.b.agency
     # given alpha is due and bravo is not (nothing to pull)
     Agency.objects.filter(pk=alpha.pk).update(usage_pull_due_at=now - timedelta(seconds=1))
     Agency.objects.filter(pk=bravo.pk).update(usage_pull_due_at=None)
-    # then beat's tick visits alpha only
-    assert agencies_due_for_usage_pull(now=now) == [alpha.schema_name]
-    # when alpha's visit finds nothing to pull, alpha is not visited again
+    # then beat's tick visits alpha only, and the next tick does not visit it again while its task is queued
+    assert claim(now) == [alpha.schema_name]
+    assert claim(now + timedelta(seconds=59)) == []
+    # when alpha's visit finds nothing to pull, alpha is not visited again, even after the lease
     assert tick(alpha, django_capture_on_commit_callbacks) == []
     assert Agency.objects.get(pk=alpha.pk).usage_pull_due_at is None
-    assert agencies_due_for_usage_pull(now=now + timedelta(days=1)) == []
+    assert claim(now + timedelta(days=1)) == []
     # and a sub-account set up in bravo brings bravo to beat's next tick, and its first pull is queued
     with tenant_context(bravo):
         use_lc_phone(subaccount=world.b.subaccounts[0], admin=world.b.admin)
-    assert agencies_due_for_usage_pull(now=timezone.now()) == [bravo.schema_name]
+    assert claim(timezone.now()) == [bravo.schema_name]
     assert len(tick(bravo, django_capture_on_commit_callbacks)) == 1
+
+
+def test_an_agency_whose_task_never_ran_is_visited_again_after_its_lease(world):
+    now = timezone.now()
+    Agency.objects.filter(pk=world.a.agency.pk).update(usage_pull_due_at=now)
+    Agency.objects.filter(pk=world.b.agency.pk).update(usage_pull_due_at=None)
+    assert claim(now) == [world.a.agency.schema_name]
+    assert claim(now + timedelta(seconds=settings.USAGE_PULL_INTERVAL_SECONDS)) == [world.a.agency.schema_name]

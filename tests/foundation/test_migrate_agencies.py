@@ -65,3 +65,22 @@ def test_a_schema_missing_an_old_migration_row_is_not_skipped(world):
     # then bravo is behind, alpha is not, and Django agrees on both
     assert list(schemas_behind(schemas=[world.a.agency.schema_name, bravo]).values()) == [[bravo]]
     assert plan_for(bravo) != [] and plan_for(world.a.agency.schema_name) == []
+
+
+def test_post_migrate_runs_unless_the_plan_only_changes_columns_indexes_or_constraints():
+    from django.db import migrations, models
+
+    from agencies.schema_migrate import _post_migrate_needed
+
+    def plan(*operations) -> list:
+        migration = migrations.Migration("0999_probe", "subaccounts")
+        migration.operations = list(operations)
+        return [(migration, False)]
+
+    add_field = migrations.AddField("subaccount", "flag", models.BooleanField(default=False))
+    assert not _post_migrate_needed(plan(add_field, migrations.RemoveIndex("subaccount", "some_index")))
+    # a new model needs its content type and permissions; new options may change permissions
+    create_model = migrations.CreateModel("Probe", [("id", models.AutoField(primary_key=True))])
+    assert _post_migrate_needed(plan(add_field, create_model))
+    assert _post_migrate_needed(plan(migrations.AlterModelOptions("subaccount", {"permissions": [("x", "X")]})))
+    assert _post_migrate_needed(plan(migrations.RunPython(migrations.RunPython.noop)))

@@ -114,3 +114,19 @@ def test_an_agency_whose_task_never_ran_is_visited_again_after_its_lease(world):
     Agency.objects.filter(pk=world.b.agency.pk).update(usage_pull_due_at=None)
     assert claim(now) == [world.a.agency.schema_name]
     assert claim(now + timedelta(seconds=settings.USAGE_PULL_INTERVAL_SECONDS)) == [world.a.agency.schema_name]
+
+
+def test_the_tick_visits_the_due_agencies_in_chunks_each_in_its_own_schema(world, twilio,
+                                                                         django_capture_on_commit_callbacks):
+    from agencies.tasks import usage_pull_agencies
+
+    # given a due sub-account in each agency
+    with tenant_context(world.a.agency):
+        alpha = use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin)
+    with tenant_context(world.b.agency):
+        use_lc_phone(subaccount=world.b.subaccounts[0], admin=world.b.admin)
+    # when a chunk holding only alpha runs in public
+    with django_capture_on_commit_callbacks() as queued:
+        assert usage_pull_agencies([world.a.agency.schema_name]) == 1
+    # then alpha's sub-account is queued, bravo's is not
+    assert [callback.args[0] for callback in queued] == [(alpha.pk,)]

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
 from django_tenants.utils import get_public_schema_name
 
@@ -13,8 +14,12 @@ class Agency(TenantMixin):
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.STARTER)
     billing_period = models.CharField(max_length=10, choices=BillingPeriod.choices, default=BillingPeriod.MONTHLY)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When beat's usage pull next visits this agency (its earliest sub-account due); null: nothing to pull.
+    # Beat reads only this column, so an agency with nothing due costs nothing (DESIGN §12).
+    usage_pull_due_at = models.DateTimeField(null=True, blank=True, default=timezone.now, db_index=True)
 
-    auto_create_schema = True
+    # agencies.services.agency_create makes the schema (cloned from a migrated template, DESIGN §12).
+    auto_create_schema = False
     auto_drop_schema = False
 
     class Meta:

@@ -12,3 +12,4 @@ def agencies_all() -> QuerySet[Agency]:
 def agency_primary_domain(*, agency: Agency) -> str:
     domain = agency.domains.filter(is_primary=True).values_list("domain", flat=True).first()
     return domain or ""
+

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from agencies.models import Agency, Domain, PlanChange
 from agencies.plans import BillingPeriod, Plan, PlanChangeRules, plan_change_rules, plan_terms
+from agencies.schema_template import agency_schema_create
 from people.models import User
 from people.services import invitation_send, invitation_token_make, user_create
 from rebill.mail import email_send
@@ -145,6 +148,7 @@ def _agency_create(
         name=name.strip(), slug=slug, schema_name=slug_to_schema(slug), plan=plan, billing_period=billing_period
     )
     agency.save(verbosity=0)
+    agency_schema_create(schema_name=agency.schema_name)
     Domain.objects.create(tenant=agency, domain=agency_subdomain(slug), is_primary=True)
     if custom_domain:
         Domain.objects.create(tenant=agency, domain=custom_domain, is_primary=False)
@@ -205,3 +209,28 @@ def plan_change_message(*, agency: Agency, rules: PlanChangeRules, effects: list
     if plan_terms(rules.new_plan).rebillable_providers - plan_terms(rules.old_plan).rebillable_providers:
         lines += ["", "Phone rebilling stays off until you switch it on in Manage Client."]
     return "\n".join(lines) + "\n"
+
+
+@transaction.atomic
+def agencies_usage_pull_claim(*, now: datetime, lease: timedelta) -> list[str]:
+    """The schemas of the agencies with a sub-account due, each leased for `lease`: a tick that comes before the
+    agency's task has run does not send it again; its task sets the real next visit, and a task that never ran
+    (expired) lets the lease lapse."""
+    schemas = list(Agency.objects.exclude(schema_name=get_public_schema_name())
+                   .filter(usage_pull_due_at__lte=now).select_for_update(skip_locked=True)
+                   .values_list("schema_name", flat=True))
+    Agency.objects.filter(schema_name__in=schemas).update(usage_pull_due_at=now + lease)
+    return schemas
+
+
+def agency_usage_pull_schedule(*, schema_name: str, due_at: datetime | None, seen: datetime | None) -> bool:
+    """Set when beat next visits the agency for usage pulls, unless it changed since `seen` was read (a provider
+    configured meanwhile asked for a visit now: that one stands)."""
+    unchanged: dict[str, object] = (
+        {"usage_pull_due_at": seen} if seen is not None else {"usage_pull_due_at__isnull": True})
+    return Agency.objects.filter(schema_name=schema_name, **unchanged).update(usage_pull_due_at=due_at) == 1
+
+
+def agency_usage_pull_due_now(*, schema_name: str) -> None:
+    """Beat visits the agency at its next tick (a sub-account's provider was just configured)."""
+    Agency.objects.filter(schema_name=schema_name).update(usage_pull_due_at=timezone.now())

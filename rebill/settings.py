@@ -102,7 +102,7 @@ DATABASES = {
     "default": env.db_url(
         "DATABASE_URL",
         default="postgres://postgres@127.0.0.1:5432/rebill" if not PRODUCTION else environ.Env.NOTSET,
-        engine="django_tenants.postgresql_backend",
+        engine="rebill.db",
     )
 }
 # Bounded connection lifetime: a connection that has touched many agency schemas grows large.
@@ -116,6 +116,9 @@ if TESTING:
     DATABASES["default"]["TEST"] = {"NAME": f"test_rebill_{os.getpid()}"}
 # Test-only fault injection (wallets.crashpoints): a worker kills itself at a named point when a test asks.
 WALLET_CRASH_POINTS = TESTING or REBILL_ENV == "test"
+# New agency schemas are cloned from a migrated template schema (agencies.schema_template); off replays every
+# migration for each new agency, as django-tenants does by itself.
+AGENCY_SCHEMA_FROM_TEMPLATE = env.bool("AGENCY_SCHEMA_FROM_TEMPLATE", default=True)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -193,6 +196,8 @@ TWILIO_USAGE_PAGE_SIZE = env.int("TWILIO_USAGE_PAGE_SIZE", default=1000)
 _PHONE_DEV_KEY = "cmViaWxsLWRldi1vbmx5LXBob25lLWNyZWRzLWtleSE="  # development and tests only
 PHONE_CREDENTIALS_KEYS = env.list("PHONE_CREDENTIALS_KEYS", default=[] if PRODUCTION else [_PHONE_DEV_KEY])
 USAGE_PULL_INTERVAL_SECONDS = env.int("USAGE_PULL_INTERVAL_SECONDS", default=300)
+# Accounts with no usage for 7 days are pulled this often instead (phone.services.pull_schedule).
+USAGE_PULL_IDLE_INTERVAL_SECONDS = env.int("USAGE_PULL_IDLE_INTERVAL_SECONDS", default=3600)
 
 # Security: strict in production, plain HTTP on localhost in development.
 SESSION_COOKIE_HTTPONLY = True
@@ -225,11 +230,11 @@ CELERY_BEAT_SCHEDULE = {
         "args": ["people.tasks.purge_expired_sessions"],
     },
     "pull-phone-usage": {
-        "task": "agencies.tasks.fan_out_to_agencies",
-        "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
-        "args": ["phone.tasks.usage_pull_agency"],
+        "task": "agencies.tasks.usage_pull_dispatch",
+        # Every minute: only agencies with a sub-account due are visited, so a tick costs what is due.
+        "schedule": timedelta(seconds=min(60, USAGE_PULL_INTERVAL_SECONDS)),
         # A dispatch still queued when the next one is due is dropped: the next covers the same window.
-        "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+        "options": {"expires": min(60, USAGE_PULL_INTERVAL_SECONDS)},
     },
     "reread-phone-usage": {  # late corrections: the last 35 days, once a day
         "task": "agencies.tasks.fan_out_to_agencies",

@@ -10,3 +10,7 @@ def current_schema() -> str:
 
 def in_public_schema() -> bool:
     return current_schema() == get_public_schema_name()
+
+
+def schema_to_public() -> None:
+    connection.set_schema_to_public()  # type: ignore[attr-defined]  # django-tenants' backend

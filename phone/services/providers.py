@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider
+from agencies.services import agency_usage_pull_due_now
 from people.models import User
 from phone.crypto import secret_encrypt
 from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider
@@ -33,6 +34,7 @@ from phone.usage_client import (
     set_account_status,
 )
 from phoneregistry.services import AccountSidTaken, twilio_account_claim, twilio_account_release
+from rebill.tenancy import current_schema
 from subaccounts.audit import audit_record
 from subaccounts.models import AuditEntry, SubAccount
 
@@ -185,6 +187,7 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     _retire(previous=previous, provider=provider)
     audit_record(subaccount=provider.subaccount, actor=by.email, action=action, before=before,
                  after=_snapshot(provider))
+    agency_usage_pull_due_now(schema_name=current_schema())  # its first pull at beat's next tick
     return provider
 
 

@@ -23,14 +23,17 @@ def settings_value(expression: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_the_pull_runs_every_5_minutes_unless_configured(settings):
+def test_the_tick_runs_every_minute_and_pulls_every_5_minutes_or_hourly_when_idle(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["pull-phone-usage"]
-    assert entry["task"] == "agencies.tasks.fan_out_to_agencies"
-    assert entry["args"] == ["phone.tasks.usage_pull_agency"]
-    assert settings_value("settings.CELERY_BEAT_SCHEDULE['pull-phone-usage']['schedule']") == str(
-        timedelta(seconds=300))
-    assert settings_value("settings.CELERY_BEAT_SCHEDULE['pull-phone-usage']['schedule']",
-                          USAGE_PULL_INTERVAL_SECONDS="60") == str(timedelta(seconds=60))
+    assert entry["task"] == "agencies.tasks.usage_pull_dispatch"
+    assert "args" not in entry
+    schedule = "settings.CELERY_BEAT_SCHEDULE['pull-phone-usage']['schedule']"
+    assert settings_value(schedule) == str(timedelta(seconds=60))
+    assert settings_value(schedule, USAGE_PULL_INTERVAL_SECONDS="30") == str(timedelta(seconds=30))
+    intervals = "settings.USAGE_PULL_INTERVAL_SECONDS, settings.USAGE_PULL_IDLE_INTERVAL_SECONDS"
+    assert settings_value(intervals) == "300 3600"
+    assert settings_value(intervals, USAGE_PULL_INTERVAL_SECONDS="120",
+                          USAGE_PULL_IDLE_INTERVAL_SECONDS="1800") == "120 1800"
 
 
 def test_production_has_no_default_encryption_key():

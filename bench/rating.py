@@ -47,7 +47,7 @@ def _run(*, subaccounts: int, per: int) -> int:
     from stripe_connect.services import stripe_account_record
     from subaccounts.models import Membership, SubAccount
     from wallets.models import WalletEntry
-    from wallets.services import wallet_rate, wallets_audit
+    from wallets.services import wallets_audit, wallets_rate
 
     lines_per = 20
     revisions = max(1, per // lines_per)
@@ -98,7 +98,7 @@ def _run(*, subaccounts: int, per: int) -> int:
 
         print("Rating every sub-account…", flush=True)
         began = time.perf_counter()
-        rated = sum(wallet_rate(subaccount_id=subaccount_id).entries for subaccount_id in ids)
+        rated = sum(result.entries for result in wallets_rate(subaccount_ids=ids).values())
         rating_seconds = time.perf_counter() - began
         assert rated == total, (rated, total)
         assert wallets_audit() == []

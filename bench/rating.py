@@ -12,6 +12,7 @@ Prints both times and rating/floor. Goal ≤ 3. No Stripe call is made: recharge
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import time
 
@@ -59,7 +60,7 @@ def _run(*, subaccounts: int, per: int) -> int:
                            admin_password="correct-horse-battery-42")
     account_id = "acct_1BenchBenchBenchB"
     stripe_account_record(agency=agency, account_id=account_id)
-    switched_on_at = timezone.now() - timezone.timedelta(days=2)
+    switched_on_at = timezone.now() - datetime.timedelta(days=2)
     with tenant_context(agency):
         clients = SubAccount.objects.bulk_create(SubAccount(name=f"Client {n}") for n in range(subaccounts))
         owners = User.objects.bulk_create((User(email=f"owner{n}@bench-client.test", role=User.Role.CLIENT)

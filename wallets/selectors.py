@@ -71,9 +71,10 @@ def subaccounts_rateable(*, subaccount_ids: Iterable[int]) -> dict[int, Rateable
     """Of these sub-accounts, those whose usage is rated now: switched on (since when) and enabled by the
     policy (agencies.plans.rebilling_decision), each with the multiplier in force per product. A handful of
     queries for any number of sub-accounts (the same facts rebilling.selectors.rebilling_decision_for reads)."""
-    switched = dict(SubAccountRebilling.objects.filter(subaccount_id__in=sorted(set(subaccount_ids)),
-                                                       switched_on=True, switched_on_at__isnull=False)
-                    .values_list("subaccount_id", "switched_on_at"))
+    switched: dict[int, datetime] = {
+        subaccount_id: since for subaccount_id, since in SubAccountRebilling.objects.filter(
+            subaccount_id__in=sorted(set(subaccount_ids)), switched_on=True, switched_on_at__isnull=False,
+        ).values_list("subaccount_id", "switched_on_at") if since is not None}
     if not switched:
         return {}
     plan = current_agency().plan

@@ -4,7 +4,7 @@ book, fed from the pull's transaction without visiting agency schemas."""
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -111,3 +111,28 @@ def test_billing_reads_only_the_queue_never_an_agency_schema(world):
     # then no agency table was read
     sql = " ".join(q["sql"] for q in billing.captured_queries)
     assert "phone_" not in sql and "wallets_wallet" not in sql and "subaccounts_" not in sql
+
+
+def test_the_database_refuses_an_edited_entry_or_a_balance_off_its_ledger(world):
+    # given one billed delta
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        SubAccountProvider.objects.create(subaccount=client, provider="lc_phone", lc_phone_account_sid="AC" + "2" * 32)
+        add_delta(client, "0.10")
+    connection.set_schema_to_public()
+    agency_wallets_bill()
+    wallet = AgencyWallet.objects.get(agency=world.a.agency)
+
+    # when an entry is edited, or the balance set apart from the ledger, or an entry breaks the chain: refused
+    for attempt in (lambda: AgencyWalletEntry.objects.update(amount=Decimal("5")),
+                    lambda: AgencyWalletEntry.objects.all().delete(),
+                    lambda: AgencyWallet.objects.filter(pk=wallet.pk).update(balance=Decimal("5")),
+                    lambda: AgencyWalletEntry.objects.create(wallet=wallet, seq=2, kind="adjustment",
+                                                             amount=Decimal("1"), balance_after=Decimal("7"))):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            attempt()
+
+    # then nothing changed
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("-0.100000")
+    assert list(AgencyWalletEntry.objects.values_list("seq", "amount")) == [(1, Decimal("-0.100000"))]

@@ -136,3 +136,4 @@ def test_the_database_refuses_an_edited_entry_or_a_balance_off_its_ledger(world)
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("-0.100000")
     assert list(AgencyWalletEntry.objects.values_list("seq", "amount")) == [(1, Decimal("-0.100000"))]
+

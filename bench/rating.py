@@ -12,6 +12,7 @@ Prints both times and rating/floor. Goal ≤ 3. No Stripe call is made: recharge
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import time
 
@@ -47,7 +48,7 @@ def _run(*, subaccounts: int, per: int) -> int:
     from stripe_connect.services import stripe_account_record
     from subaccounts.models import Membership, SubAccount
     from wallets.models import WalletEntry
-    from wallets.services import wallet_rate, wallets_audit
+    from wallets.services import wallets_audit, wallets_rate
 
     lines_per = 20
     revisions = max(1, per // lines_per)
@@ -59,7 +60,7 @@ def _run(*, subaccounts: int, per: int) -> int:
                            admin_password="correct-horse-battery-42")
     account_id = "acct_1BenchBenchBenchB"
     stripe_account_record(agency=agency, account_id=account_id)
-    switched_on_at = timezone.now() - timezone.timedelta(days=2)
+    switched_on_at = timezone.now() - datetime.timedelta(days=2)
     with tenant_context(agency):
         clients = SubAccount.objects.bulk_create(SubAccount(name=f"Client {n}") for n in range(subaccounts))
         owners = User.objects.bulk_create((User(email=f"owner{n}@bench-client.test", role=User.Role.CLIENT)
@@ -98,7 +99,7 @@ def _run(*, subaccounts: int, per: int) -> int:
 
         print("Rating every sub-account…", flush=True)
         began = time.perf_counter()
-        rated = sum(wallet_rate(subaccount_id=subaccount_id).entries for subaccount_id in ids)
+        rated = sum(result.entries for result in wallets_rate(subaccount_ids=ids).values())
         rating_seconds = time.perf_counter() - began
         assert rated == total, (rated, total)
         assert wallets_audit() == []

@@ -45,6 +45,7 @@ SHARED_APPS = [
     "stripe_connect",
     "pricebook",
     "phoneregistry",
+    "agency_wallets",
 ]
 TENANT_APPS = [
     "people",
@@ -246,6 +247,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agencies.tasks.fan_out_to_agencies",
         "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
         "args": ["wallets.tasks.wallet_rate_agency"],
+        "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+    },
+    # LC Phone usage into the agencies' wallets with the platform: drains a public queue, visits no agency schema.
+    "bill-agency-wallets": {
+        "task": "agency_wallets.tasks.agency_wallets_bill_task",
+        "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
         "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
     },
     "wallet-charges": {  # retries due, charges stuck in STARTED/processing

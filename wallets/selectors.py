@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-from rebilling.models import SubAccountRebilling
-from subaccounts.models import SubAccount
+from agencies.plans import Product, RebillingFacts, multipliers_in_force, rebilling_decision
+from rebilling.models import MultiplierOverride, SubAccountRebilling
+from rebilling.selectors import _connected_account_id, _facts, _facts_sql, _fetch, agency_multiplier_defaults
+from stripe_connect.selectors import current_agency
+from subaccounts.models import Membership, SubAccount
 from wallets.models import Charge, Wallet, WalletEntry
 
 RECENT_ENTRIES = 10
@@ -52,3 +58,44 @@ def wallet_summary(*, subaccount: SubAccount) -> WalletSummary:
         auto_recharge_threshold=settings.auto_recharge_threshold if settings else None,
         recent=recent, in_flight=in_flight, last_failed=last_failed,
     )
+
+
+@dataclass(frozen=True)
+class RateableSubAccount:
+    subaccount_id: int
+    since: datetime
+    multipliers: dict[Product, Decimal]
+
+
+def subaccounts_rateable(*, subaccount_ids: Iterable[int]) -> dict[int, RateableSubAccount]:
+    """Of these sub-accounts, those whose usage is rated now: switched on (since when) and enabled by the
+    policy (agencies.plans.rebilling_decision), each with the multiplier in force per product. A handful of
+    queries for any number of sub-accounts (the same facts rebilling.selectors.rebilling_decision_for reads)."""
+    switched: dict[int, datetime] = {
+        subaccount_id: since for subaccount_id, since in SubAccountRebilling.objects.filter(
+            subaccount_id__in=sorted(set(subaccount_ids)), switched_on=True, switched_on_at__isnull=False,
+        ).values_list("subaccount_id", "switched_on_at") if since is not None}
+    if not switched:
+        return {}
+    plan = current_agency().plan
+    account_id = _connected_account_id()
+    rows = _fetch(_facts_sql(where="WHERE s.id = ANY(%(ids)s)"),
+                  {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "ids": list(switched)})
+    decisions: dict[RebillingFacts, bool] = {}
+    enabled = []
+    for row in rows:
+        facts = _facts(row, plan=plan, stripe_connected=account_id is not None)
+        if facts not in decisions:
+            decisions[facts] = rebilling_decision(facts).is_enabled
+        if decisions[facts]:
+            enabled.append(row["id"])
+    defaults = agency_multiplier_defaults()
+    overrides: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for subaccount_id, product, multiplier in (MultiplierOverride.objects.filter(subaccount_id__in=enabled)
+                                               .values_list("subaccount_id", "product", "multiplier")):
+        overrides[subaccount_id][product] = multiplier
+    return {subaccount_id: RateableSubAccount(
+                subaccount_id=subaccount_id, since=switched[subaccount_id],
+                multipliers=multipliers_in_force(plan=plan, agency_defaults=defaults,
+                                                 overrides=overrides[subaccount_id]))
+            for subaccount_id in enabled}

@@ -26,6 +26,7 @@ from wallets.services import (
     wallet_rate,
     wallet_recharge_start,
     wallets_audit,
+    wallets_rate,
 )
 from wallets.services.suspension import wallet_card_replaced, wallet_suspension_apply
 
@@ -38,22 +39,29 @@ def _send_charge(charge_id: int) -> None:
     transaction.on_commit(partial(charge_execute_task.delay, charge_id))
 
 
+def _recharge_if_due(wallet_id: int) -> None:
+    charge = wallet_recharge_start(wallet_id=wallet_id)
+    if charge is not None:
+        _send_charge(charge.pk)
+
+
 @shared_task(base=AgencyTask)
 def wallet_rate_subaccount(subaccount_id: int) -> int:
     result = wallet_rate(subaccount_id=subaccount_id)
     if result.wallet_id is not None:
-        charge = wallet_recharge_start(wallet_id=result.wallet_id)
-        if charge is not None:
-            _send_charge(charge.pk)
+        _recharge_if_due(result.wallet_id)
     return result.entries
 
 
 @shared_task(base=AgencyTask)
 def wallet_rate_agency() -> int:
-    subaccount_ids = subaccounts_to_rate()
-    for subaccount_id in subaccount_ids:
-        transaction.on_commit(partial(wallet_rate_subaccount.delay, subaccount_id))
-    return len(subaccount_ids)
+    """Everything new in the agency, rated set-based in batches (not one task per sub-account); then a recharge
+    decision for each wallet that moved."""
+    results = wallets_rate(subaccount_ids=subaccounts_to_rate())
+    for result in results.values():
+        if result.entries and result.wallet_id is not None:
+            _recharge_if_due(result.wallet_id)
+    return sum(result.entries for result in results.values())
 
 
 @shared_task(base=AgencyTask, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=600, max_retries=8)

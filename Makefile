@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint browser-deps clean
+.PHONY: run test lint browser-deps clean mutation
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,5 +22,9 @@ browser-deps:
 test: $(INSTALLED) browser-deps
 	$(PY) -m devservices.testrun
 
+# Mutation testing of the money- and access-critical modules (mutation.toml); not part of `make test` or CI.
+mutation: $(INSTALLED)
+	nice -n 19 $(PY) -m devservices.mutation $(AREAS)
+
 clean:
-	rm -rf .run
+	rm -rf .run .mutation

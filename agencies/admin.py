@@ -7,10 +7,10 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from agencies.forms import AgencyCreateForm
+from agencies.forms import AgencyChangeForm, AgencyCreateForm
 from agencies.models import Agency, Domain
 from agencies.selectors import agencies_all
-from agencies.services import agency_create, agency_plan_change
+from agencies.services import agency_admin_invitation_send, agency_create, agency_plan_change
 from rebill.forms import add_service_errors
 
 
@@ -28,6 +28,8 @@ class AgencyAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "domains__domain"]
     readonly_fields = ["slug", "schema_name", "created_at"]
     fields = ["name", "slug", "schema_name", "plan", "billing_period", "created_at"]
+    form = AgencyChangeForm
+    actions = ["send_admin_invitations"]
     inlines = [DomainInline]
 
     def get_queryset(self, request: HttpRequest) -> Any:
@@ -49,6 +51,15 @@ class AgencyAdmin(admin.ModelAdmin):
         # Deleting an agency would drop its schema and every client's ledger: not a one-click action.
         return False
 
+    @admin.action(description="Email the invitation to admins without a password")
+    def send_admin_invitations(self, request: HttpRequest, queryset: Any) -> None:
+        for agency in queryset:
+            error_text = agency_admin_invitation_send(agency=agency)
+            if error_text:
+                messages.error(request, f"{agency.name}: {error_text}")
+            else:
+                messages.success(request, f"{agency.name}: invitations sent to every admin without a password.")
+
     def get_urls(self) -> list[Any]:
         create = path("create/", self.admin_site.admin_view(self.create_view), name="agencies_agency_create")
         return [create, *super().get_urls()]
@@ -62,11 +73,18 @@ class AgencyAdmin(admin.ModelAdmin):
         form = AgencyCreateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                agency = agency_create(**form.cleaned_data)
+                agency = agency_create(**form.cleaned_data, invite=False)
             except ValidationError as error:
                 add_service_errors(form, error)
             else:
                 messages.success(request, f"Agency {agency.name} created.")
+                if not form.cleaned_data["admin_password"]:
+                    # The agency is committed; its admin's invitation goes out now, and a failure is said here.
+                    error_text = agency_admin_invitation_send(agency=agency)
+                    if error_text:
+                        messages.error(request, f"The invitation to {form.cleaned_data['admin_email']} was not "
+                                                f"sent: {error_text} Send it again with the action "
+                                                "\u201cEmail the invitation to admins without a password\u201d.")
                 return redirect("admin:agencies_agency_change", agency.pk)
         context = {
             **self.admin_site.each_context(request), "form": form, "title": "Create agency", "opts": self.model._meta

@@ -107,7 +107,8 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
                      for provider in providers}
         copy_payload = _copy_out(connection)
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline, phone_usageread")
+            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline")
+            cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}'")
 
         # (b) the store step alone: parse, map, upsert (one locked transaction per sub-account, as in a pull)
         fetched_at = timezone.now()
@@ -166,7 +167,7 @@ class StatementTimings:
         self.seconds = {"lock": 0.0, "upsert": 0.0, "other": 0.0}
 
     def __call__(self, execute, sql, params, many, context):
-        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "INSERT INTO phone_usageline" in sql else "other"
+        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "rebill_usage_upsert" in sql else "other"
         began = time.perf_counter()
         try:
             return execute(sql, params, many, context)

@@ -23,7 +23,8 @@ def company_billing_membership(*, user: User, subaccount_id: int) -> Membership:
     """The caller's account-admin membership of that sub-account, or 404 (agency staff included)."""
     membership = (
         Membership.objects.select_related("subaccount")
-        .filter(user=user, subaccount_id=subaccount_id, role=Membership.Role.ACCOUNT_ADMIN)
+        .filter(user=user, user__role=User.Role.CLIENT, subaccount_id=subaccount_id,
+                role=Membership.Role.ACCOUNT_ADMIN)
         .first()
     )
     if membership is None:
@@ -32,8 +33,9 @@ def company_billing_membership(*, user: User, subaccount_id: int) -> Membership:
 
 
 def is_account_admin(*, user: User, subaccount: SubAccount) -> bool:
-    """Only explicit account-admin membership counts: being agency staff never does (DESIGN §1)."""
-    return Membership.objects.filter(subaccount=subaccount, user=user, role=Membership.Role.ACCOUNT_ADMIN).exists()
+    """Only a client's explicit account-admin membership counts: agency staff never are (DESIGN §1, §13)."""
+    return user.role == User.Role.CLIENT and Membership.objects.filter(
+        subaccount=subaccount, user=user, role=Membership.Role.ACCOUNT_ADMIN).exists()
 
 
 def payment_link_refusal_for(*, user: User, request: PaymentRequest) -> str | None:
@@ -61,6 +63,19 @@ def card_setup_refusal_for_client(*, subaccount: SubAccount) -> str | None:
         return (f"{agency.name} has not finished setting up card payments yet, so a card cannot be added here "
                 "for now. Please ask them to complete their setup; nothing is needed from you until then.")
     return None
+
+
+def card_setup_client_secret(*, setup: CardSetup) -> str:
+    """The SetupIntent's client secret for Stripe.js, read through the agency's *current* connection; a setup
+    made on another account is refused (ValidationError)."""
+    try:
+        api = agency_stripe(agency=current_agency())
+    except NotConnected as error:
+        raise ValidationError(str(error)) from None
+    if api.account_id != setup.stripe_account_id:
+        raise ValidationError("This card setup was started on a Stripe account your agency is no longer "
+                              "connected to. Start again.")
+    return str(api.setup_intent_retrieve(setup.setup_intent_id).client_secret)
 
 
 def payment_request_refusal(*, subaccount: SubAccount) -> str | None:
@@ -99,7 +114,8 @@ def payment_link_salt() -> str:
 
 
 def payment_link_request(*, token: str) -> PaymentRequest:
-    """The unexpired, unused payment request a link names; ValidationError with a clear message otherwise."""
+    """The payment request a link names: spent (COMPLETED: a card was saved through it), or still open and
+    unexpired; ValidationError with a clear message otherwise."""
     try:
         payload = signing.loads(token, salt=payment_link_salt(), max_age=settings.PAYMENT_LINK_MAX_AGE)
     except signing.SignatureExpired:
@@ -114,12 +130,16 @@ def payment_link_request(*, token: str) -> PaymentRequest:
     )
     if request is None:
         raise ValidationError("This payment link is not valid.")
-    if request.used_at is not None:
-        raise ValidationError("This payment link has already been used. Open Company Billing from the menu, "
-                              "or ask your agency to send a new link.")
+    if request.status == PaymentRequest.Status.COMPLETED:
+        return request
     if request.expires_at is not None and request.expires_at <= timezone.now():
         raise ValidationError("This payment link has expired. Ask your agency to send a new one.")
     return request
+
+
+def payment_link_is_spent(*, request: PaymentRequest) -> bool:
+    """A link is spent once a card has been saved through it; opening it before that changes nothing."""
+    return request.status == PaymentRequest.Status.COMPLETED
 
 
 # Existing Stripe customers ----------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import stripe
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from billing.selectors import (
     payment_request_refusal,
 )
 from people.models import User
+from rebill.mail import email_send
 from rebill.tenancy import current_schema
 from rebilling.selectors import rebilling_is_switched_on
 from stripe_connect.gateway import AgencyStripe
@@ -69,6 +69,20 @@ def _current_stripe() -> AgencyStripe:
         return agency_stripe(agency=current_agency())
     except NotConnected as error:
         raise ValidationError(str(error)) from None
+
+
+class OtherStripeAccount(ValidationError):
+    """A row made on a Stripe account the agency is no longer connected to: nothing is done with it."""
+
+
+def _current_stripe_for(*, account_id: str, what: str) -> AgencyStripe:
+    """The agency's *current* connection, refusing a row whose Stripe objects live on another account."""
+    api = _current_stripe()
+    if account_id != api.account_id:
+        raise OtherStripeAccount(
+            f"This {what} was made on a Stripe account your agency is no longer connected to, so nothing was "
+            "changed. Start again from Company Billing.")
+    return api
 
 
 def _deleted(customer: stripe.Customer) -> bool:
@@ -131,14 +145,33 @@ def _wallet_retry_on_new_card(subaccount_id: int) -> None:
     transaction.on_commit(lambda: wallet_card_replaced_task.delay(subaccount_id))
 
 
+def _customer_gone(*, api: AgencyStripe, customer_id: str) -> bool:
+    """Stripe says the customer was deleted (e.g. in the agency's dashboard) or no longer exists."""
+    try:
+        return _deleted(api.customer_retrieve(customer_id))
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        return True
+
+
 def _customer_ensure(*, profile: BillingProfile, api: AgencyStripe) -> str:
+    key = _key("customer", profile.pk, api.account_id)
     if profile.stripe_customer_id and profile.stripe_account_id == api.account_id:
-        return profile.stripe_customer_id
+        if not _customer_gone(api=api, customer_id=profile.stripe_customer_id):
+            return profile.stripe_customer_id
+        # Forget it and make a new one. The new key still carries our row id, plus the forgotten customer's
+        # id: unique for each customer we had to replace, so it never replays the deleted one's creation.
+        forgotten = profile.stripe_customer_id
+        audit_record(subaccount=profile.subaccount, actor="Stripe", action=AuditEntry.Action.CUSTOMER_FORGOTTEN,
+                     before={"stripe_customer_id": forgotten, **_card_state(profile)},
+                     after={"stripe_customer_id": ""})
+        key = _key("customer", profile.pk, api.account_id, "replacing", forgotten)
     subaccount = profile.subaccount
     customer = api.customer_create(
         name=subaccount.name, email=subaccount.contact_email,
         metadata={"rebill_schema": current_schema(), "rebill_subaccount": str(subaccount.pk)},
-        idempotency_key=_key("customer", profile.pk, api.account_id),
+        idempotency_key=key,
     )
     profile.stripe_account_id = api.account_id
     profile.stripe_customer_id = customer.id
@@ -179,7 +212,10 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     if setup.status == CardSetup.Status.SUCCEEDED:
         return setup
     profile = _profile_locked(setup.subaccount)
-    api = AgencyStripe(setup.stripe_account_id)
+    try:
+        api = _current_stripe_for(account_id=setup.stripe_account_id, what="card setup")
+    except ValidationError as error:
+        raise CardNotConfirmed(error.messages[0]) from None
     setup_intent = api.setup_intent_retrieve(setup.setup_intent_id)
     if setup_intent.status == "canceled":
         setup.status = CardSetup.Status.FAILED
@@ -214,6 +250,7 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
     profile = billing_card_sync(profile=profile, api=api, actor=actor)
     audit_record(subaccount=setup.subaccount, actor=actor, action=AuditEntry.Action.CARD_SET, before=before,
            after=_card_state(profile))
+    _payment_links_complete(setup=setup, profile=profile, actor=actor)
     return setup
 
 
@@ -223,7 +260,7 @@ def card_remove(*, subaccount: SubAccount, by: User) -> BillingProfile:
     profile = _profile_locked(subaccount)
     if not profile.has_card:
         raise ValidationError("There is no card on file.")
-    api = AgencyStripe(profile.stripe_account_id)
+    api = _current_stripe_for(account_id=profile.stripe_account_id, what="card")
     removing = profile.card_payment_method_id
     others = [card for card in api.customer_cards(profile.stripe_customer_id) if card.id != removing]
     if rebilling_is_switched_on(subaccount=subaccount) and not others:
@@ -255,7 +292,11 @@ def payment_link_token(*, request: PaymentRequest) -> str:
 
 @transaction.atomic
 def payment_link_send(*, subaccount: SubAccount, by: User, link_url: Callable[[str], str]) -> PaymentRequest:
-    """Email the account admins a signed, expiring, single-use link to Company Billing."""
+    """Email the account admins a signed, expiring link to Company Billing, spent once a card is saved through it.
+
+    The email is part of the change: it is sent last, inside the transaction, so an email that cannot be sent
+    leaves nothing behind (no request, no audit row) and the agency admin is told to try again.
+    """
     _require_agency_admin_and_allowed(subaccount=subaccount, by=by)
     recipients = list(subaccount_account_admins(subaccount=subaccount).values_list("email", flat=True))
     request = PaymentRequest.objects.create(
@@ -268,36 +309,50 @@ def payment_link_send(*, subaccount: SubAccount, by: User, link_url: Callable[[s
     days = settings.PAYMENT_LINK_MAX_AGE.days
     audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_SENT,
            after={"payment_request": request.pk, "recipients": recipients})
-    transaction.on_commit(lambda: send_mail(
+    error = email_send(
         subject=f"{agency_name}: add a card for {subaccount.name}",
-        message=(
+        body=(
             f"{agency_name} asks you to add a payment card for {subaccount.name}.\n\n"
-            f"Open Company Billing here (the link works once, for {days} days; you may be asked to sign in):\n"
-            f"{url}\n"
+            f"Open Company Billing here (you may be asked to sign in). The link works until a card is saved "
+            f"through it, for up to {days} days:\n{url}\n"
         ),
-        from_email=None,
-        recipient_list=recipients,
-    ))
+        to=recipients,
+    )
+    if error:
+        raise ValidationError(f"{error} No payment link was sent; please try again.")
     return request
 
 
 @transaction.atomic
-def payment_link_use(*, token: str, by: User) -> PaymentRequest:
-    """The account admin follows the link: it is spent, and they go to Company Billing."""
+def payment_link_open(*, token: str, by: User) -> PaymentRequest:
+    """The account admin follows the link to Company Billing. Opening does not spend it (a card saved through it
+    does, see `_payment_links_complete`), so it can be opened again until then."""
     request = payment_link_request(token=token)
     request = PaymentRequest.objects.select_for_update().select_related("subaccount").get(pk=request.pk)
-    if request.used_at is not None:
-        raise ValidationError("This payment link has already been used.")
     refusal = payment_link_refusal_for(user=by, request=request)
     if refusal:
         raise ValidationError(refusal)
-    request.used_at = timezone.now()
-    request.used_by = by
-    request.status = PaymentRequest.Status.OPENED
-    request.save(update_fields=["used_at", "used_by", "status"])
-    audit_record(subaccount=request.subaccount, actor=by.email, action=AuditEntry.Action.PAYMENT_LINK_USED,
-           after={"payment_request": request.pk})
+    if request.status == PaymentRequest.Status.SENT:
+        request.status = PaymentRequest.Status.OPENED
+        request.used_by = by
+        request.save(update_fields=["used_by", "status"])
     return request
+
+
+def _payment_links_complete(*, setup: CardSetup, profile: BillingProfile, actor: str) -> None:
+    """A card saved on Company Billing spends the client's open payment links: what they asked for is done."""
+    now = timezone.now()
+    open_links = PaymentRequest.objects.select_for_update().filter(
+        subaccount=setup.subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
+        status__in=[PaymentRequest.Status.SENT, PaymentRequest.Status.OPENED], expires_at__gt=now,
+    )
+    for request in open_links:
+        request.status = PaymentRequest.Status.COMPLETED
+        request.used_at = now
+        request.used_by = setup.started_by
+        request.save(update_fields=["status", "used_at", "used_by"])
+        audit_record(subaccount=setup.subaccount, actor=actor, action=AuditEntry.Action.PAYMENT_LINK_USED,
+                     after={"payment_request": request.pk, "card_last4": profile.card_last4})
 
 
 @transaction.atomic

@@ -15,10 +15,12 @@ from billing.forms import CustomerLinkForm, CustomerSearchForm
 from billing.models import CardSetup
 from billing.selectors import (
     billing_profile,
+    card_setup_client_secret,
     card_setup_for_account_admin,
     card_setup_refusal_for_client,
     company_billing_membership,
     manage_client_billing,
+    payment_link_is_spent,
     payment_link_refusal_for,
     payment_link_request,
     stripe_customers_find,
@@ -28,13 +30,13 @@ from billing.services import (
     card_remove,
     card_setup_complete,
     card_setup_start,
+    payment_link_open,
     payment_link_send,
-    payment_link_use,
     stripe_customer_link,
 )
 from people.models import User
 from rebill.access import agency_admin_required
-from stripe_connect.gateway import AgencyStripe, publishable_key, stripe_js_url
+from stripe_connect.gateway import publishable_key, stripe_js_url
 from subaccounts.selectors import subaccount_for_agency_staff
 
 
@@ -79,9 +81,13 @@ def card_setup_page(request: HttpRequest, subaccount_id: int, setup_id: int) -> 
     setup = card_setup_for_account_admin(membership=membership, setup_id=setup_id)
     if setup.status != CardSetup.Status.STARTED:
         return redirect("billing:company", subaccount_id=subaccount_id)
-    setup_intent = AgencyStripe(setup.stripe_account_id).setup_intent_retrieve(setup.setup_intent_id)
+    try:
+        client_secret = card_setup_client_secret(setup=setup)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("billing:company", subaccount_id=subaccount_id)
     return render(request, "billing/card_setup.html", {
-        "subaccount": membership.subaccount, "setup": setup, "client_secret": setup_intent.client_secret,
+        "subaccount": membership.subaccount, "setup": setup, "client_secret": client_secret,
         "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url(),
         "profile": billing_profile(subaccount=membership.subaccount),
     })
@@ -132,11 +138,14 @@ def _link_invalid(request: HttpRequest, message: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def payment_link(request: HttpRequest, token: str) -> HttpResponse:
-    """Checked first, then the signed-in account admin spends it (POST) and lands on Company Billing."""
+    """Checked first; the signed-in account admin opens it (POST) and lands on Company Billing, as often as they
+    like until a card is saved through it; after that it says so and points to Company Billing."""
     try:
         payment_request = payment_link_request(token=token)
     except ValidationError as error:
         return _link_invalid(request, error.messages[0])
+    if payment_link_is_spent(request=payment_request):
+        return render(request, "billing/payment_link_spent.html", {"payment_request": payment_request})
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     refusal = payment_link_refusal_for(user=_user(request), request=payment_request)
@@ -144,11 +153,13 @@ def payment_link(request: HttpRequest, token: str) -> HttpResponse:
         return _link_invalid(request, refusal)
     if request.method == "POST":
         try:
-            payment_request = payment_link_use(token=token, by=_user(request))
+            payment_request = payment_link_open(token=token, by=_user(request))
         except ValidationError as error:
             return _link_invalid(request, error.messages[0])
         return redirect("billing:company", subaccount_id=payment_request.subaccount_id)
-    return render(request, "billing/payment_link.html", {"payment_request": payment_request})
+    return render(request, "billing/payment_link.html", {
+        "payment_request": payment_request, "profile": billing_profile(subaccount=payment_request.subaccount),
+    })
 
 
 # Manage Client: asking for a card ---------------------------------------------------------------------------------

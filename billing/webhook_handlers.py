@@ -6,13 +6,37 @@ out of order, so the payload of an event says what was true once, not what is tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from functools import wraps
 
 from billing.models import BillingProfile, CardSetup, PaymentIntentRecord
 from billing.services import CardNotConfirmed, billing_card_sync, card_setup_complete
 from stripe_connect.gateway import AgencyStripe
+from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[..., None]
+
+
+def _current_account_only(handler: Handler) -> Handler:
+    """Act only on events of the agency's *current* Stripe account: an event stored while another account was
+    connected (and handled or retried after a reconnect) changes nothing."""
+
+    @wraps(handler)
+    def guarded(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
+        try:
+            current = agency_stripe(agency=current_agency())
+        except NotConnected:
+            current = None
+        if current is None or current.account_id != api.account_id:
+            logger.info("Stripe event %s about %s on %s ignored: not the agency's current account",
+                        event_type, object_id, api.account_id)
+            return
+        handler(object_id=object_id, api=current, event_type=event_type)
+
+    return guarded
 
 
 def _profiles_for_customer(*, api: AgencyStripe, customer_id: str | None) -> list[BillingProfile]:
@@ -28,6 +52,7 @@ def _id(value: object) -> str | None:
     return getattr(value, "id", None)
 
 
+@_current_account_only
 def on_setup_intent_succeeded(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
     setup = CardSetup.objects.filter(stripe_account_id=api.account_id, setup_intent_id=object_id).first()
     if setup is not None:
@@ -41,6 +66,7 @@ def on_setup_intent_succeeded(*, object_id: str, api: AgencyStripe, event_type: 
         billing_card_sync(profile=profile, api=api)
 
 
+@_current_account_only
 def on_payment_method_changed(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
     payment_method = api.payment_method_retrieve(object_id)
     profiles = {p.pk: p for p in _profiles_for_customer(api=api, customer_id=_id(payment_method.customer))}
@@ -52,11 +78,13 @@ def on_payment_method_changed(*, object_id: str, api: AgencyStripe, event_type: 
         billing_card_sync(profile=profile, api=api)
 
 
+@_current_account_only
 def on_customer_updated(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
     for profile in _profiles_for_customer(api=api, customer_id=object_id):
         billing_card_sync(profile=profile, api=api)
 
 
+@_current_account_only
 def on_payment_intent(*, object_id: str, api: AgencyStripe, event_type: str) -> None:
     """Recorded, and applied to its wallet charge (credited once when it succeeded)."""
     from wallets.services import charge_record_from_stripe  # wallets imports billing's models

@@ -8,14 +8,15 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
 
-from people.lockout import login_failure_record, login_failures_clear, login_is_locked
+from people.lockout import login_attempt_reserve, login_attempts_clear
 from people.models import User
+from rebill.mail import email_send
 from rebill.tenancy import current_schema
+from rebill.text import validate_name
 
 
 class LoginRefused(Exception):
@@ -39,31 +40,35 @@ def user_create(*, email: str, full_name: str = "", password: str | None, role: 
         raise ValidationError({"role": f"Unknown role {role!r}."})
     if User.objects.filter(email=email).exists():
         raise ValidationError({"email": f"A user with the email {email} already exists."})
+    try:
+        validate_name(full_name)
+    except ValidationError as error:
+        raise ValidationError({"full_name": error.messages}) from None
     user = User(email=email, full_name=full_name.strip(), role=role)
     if password:
         validate_password(password, user)
-    user.set_password(password)  # None gives an unusable password
+    user.set_password(password or None)  # no password (None or "") gives an unusable password
     user.save()
     return user
 
 
+def _locked_out() -> LoginRefused:
+    minutes = int(settings.LOGIN_LOCKOUT.total_seconds() // 60)
+    return LoginRefused(f"Too many failed sign-in attempts. Try again in {minutes} minutes.")
+
+
 def user_sign_in(*, request: HttpRequest, email: str, password: str) -> User:
     email = email.strip().lower()
-    if login_is_locked(email=email):
-        raise LoginRefused(
-            "Too many failed sign-in attempts. Try again in "
-            f"{int(settings.LOGIN_LOCKOUT.total_seconds() // 60)} minutes."
-        )
+    # Reserved before the password is checked, so parallel attempts cannot all pass a "not locked yet" test.
+    attempt = login_attempt_reserve(email=email)
+    if attempt > settings.LOGIN_FAILURE_LIMIT:
+        raise _locked_out()
     user = authenticate(request, username=email, password=password)
     if user is None:
-        failures = login_failure_record(email=email)
-        if failures >= settings.LOGIN_FAILURE_LIMIT:
-            raise LoginRefused(
-                "Too many failed sign-in attempts. Try again in "
-                f"{int(settings.LOGIN_LOCKOUT.total_seconds() // 60)} minutes."
-            )
+        if attempt >= settings.LOGIN_FAILURE_LIMIT:
+            raise _locked_out()
         raise LoginRefused("Wrong email or password.")
-    login_failures_clear(email=email)
+    login_attempts_clear(email=email)
     assert isinstance(user, User)
     return user
 
@@ -105,14 +110,14 @@ def invitation_accept(*, token: str, password: str) -> User:
     return user
 
 
-def invitation_send(*, user: User, accept_url: str, inviter: User | None, place: str) -> None:
-    send_mail(
+def invitation_send(*, user: User, accept_url: str, inviter: User | None, place: str) -> str | None:
+    """Email the invitation (call it once the user is committed); None when sent, else why it was not."""
+    return email_send(
         subject=f"You're invited to {place}",
-        message=(
+        body=(
             f"{inviter or 'The Rebill team'} invited you to {place}.\n\n"
             f"Set your password and sign in here (the link works once, for "
             f"{settings.INVITATION_MAX_AGE.days} days):\n{accept_url}\n"
         ),
-        from_email=None,
-        recipient_list=[user.email],
+        to=[user.email],
     )

@@ -1,6 +1,5 @@
 """Phone providers and usage lines, in each agency's schema (DESIGN §4)."""
 
-from django.conf import settings
 from django.db import models
 
 from agencies.plans import PhoneProvider, Product
@@ -32,6 +31,11 @@ class SubAccountProvider(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # {"YYYY-MM-DD": when the newest stored read of the current account's day was taken}. Lines a pull left
+    # untouched (nothing changed) keep their old fetched_at, so without this an older read committed after a
+    # newer one could overwrite what the newer read confirmed. Kept here, not per line: the pull rewrites
+    # this row anyway, so it costs no extra row writes.
+    read_marks = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,31 +60,6 @@ class SubAccountProvider(models.Model):
     def account_sid(self) -> str:
         """The Twilio account whose usage is this sub-account's."""
         return self.lc_phone_account_sid if self.provider == PhoneProvider.LC_PHONE else self.twilio_account_sid
-
-
-class ProviderChange(models.Model):
-    """Audit trail of provider settings: who changed what, before and after (never a secret)."""
-
-    class Action(models.TextChoices):
-        PROVIDER_SET = "provider_set", "Provider set"
-        CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
-        MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
-        CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
-        LC_PHONE_SUSPENDED = "lc_phone_suspended", "LC Phone subaccount suspended at Twilio"
-        LC_PHONE_RESUMED = "lc_phone_resumed", "LC Phone subaccount resumed at Twilio"
-
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="phone_provider_changes")
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=30, choices=Action.choices)
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()} ({self.subaccount_id})"
 
 
 class RetiredAccount(models.Model):
@@ -149,28 +128,6 @@ class UsageLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day} {self.category}: {self.units} {self.usage_unit}"
-
-
-class UsageRead(models.Model):
-    """When one account's day was last read by a stored pull, for all its categories at once.
-
-    Lines left untouched by a pull (nothing changed) keep their old `fetched_at`, so without this an older
-    read committed after a newer one could still overwrite what the newer read confirmed. Written by the
-    same statement as the lines: one row per day, not one per line.
-    """
-
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="+")
-    account_sid = models.CharField(max_length=34)
-    day = models.DateField()
-    fetched_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["subaccount", "account_sid", "day"], name="one_usage_read_per_day"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subaccount_id} {self.account_sid} {self.day}: read {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
 class UsageDelta(models.Model):

@@ -7,6 +7,7 @@ the counts, the state filter and the state sort ask the policy once per combinat
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,7 +28,7 @@ from agencies.plans import (
 )
 from billing.models import BillingProfile
 from people.models import User
-from phone.models import SubAccountProvider
+from phone.models import ProviderStatus, SubAccountProvider
 from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountRebilling
 from stripe_connect.selectors import connected_account_for_agency, current_agency
 from subaccounts.models import AuditEntry, Membership, SubAccount
@@ -118,60 +119,73 @@ class PhoneIntegrationPage:
     sort: str
 
 
-def _combination_sql(combination: tuple[Any, ...], params: dict[str, Any]) -> str:
-    """SQL true for the rows of one combination of facts; its values go into `params`."""
-    terms = []
-    for column, value in zip(FACT_COLUMNS, combination, strict=True):
-        name = f"c{len(params)}"
-        params[name] = value
-        terms.append(f"{column} IS NOT DISTINCT FROM %({name})s")
-    return "(" + " AND ".join(terms) + ")"
+def _decision_table(*, plan: str, stripe_connected: bool) -> tuple[str, dict[str, Any]]:
+    """The policy's answer for every combination of facts a sub-account can have, as an SQL VALUES list
+    (provider, provider_status, has_admin, has_card, switched_on, state, state_rank) and its parameters."""
+    rows, params = [], {}
+    providers = [None, *PhoneProvider.values]
+    statuses = [None, *ProviderStatus.values]
+    for n, combination in enumerate(itertools.product(providers, statuses, *[(False, True)] * 3)):
+        state = rebilling_decision(_facts(dict(zip(FACT_COLUMNS, combination, strict=True)), plan=plan,
+                                          stripe_connected=stripe_connected)).state
+        values = (*combination, state.value, STATE_ORDER.index(state))
+        params.update({f"d{n}_{i}": value for i, value in enumerate(values)})
+        rows.append("(" + ", ".join(f"%(d{n}_{i})s{_SQL_TYPES[i]}" for i in range(len(values))) + ")")
+    return "VALUES " + ", ".join(rows), params
+
+
+# VALUES needs a type where a column's first value is NULL.
+_SQL_TYPES = ["::text", "::text", "::boolean", "::boolean", "::boolean", "::text", "::integer"]
 
 
 def phone_integration_page(*, state: str = "", query: str = "", sort: str = "name", page: int = 1,
                            per_page: int = 50) -> PhoneIntegrationPage:
-    """One page of every sub-account's rebilling state, with counts per state (over the search)."""
+    """One page of every sub-account's rebilling state, with counts per state (over the search), in one query.
+
+    The policy is asked once per possible combination of facts, before the query; the query joins each
+    sub-account to its combination's answer, so filtering and sorting by state never re-derive a rule."""
     plan = current_agency().plan
     account_id = _connected_account_id()
-    connected = account_id is not None
-    params: dict[str, Any] = {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN}
+    table, params = _decision_table(plan=plan, stripe_connected=account_id is not None)
+    params.update(account_id=account_id, admin_role=Membership.Role.ACCOUNT_ADMIN)
     where = ""
     if query:
         params["pattern"] = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where = "WHERE s.name ILIKE %(pattern)s"
-    facts = _facts_sql(where=where)
-
-    counts = {str(s): 0 for s in STATE_ORDER}
-    decided: dict[tuple[Any, ...], str] = {}
-    columns = ", ".join(FACT_COLUMNS)
-    for row in _fetch(f"SELECT {columns}, count(*) AS n FROM ({facts}) f GROUP BY {columns}", params):  # noqa: S608
-        combination = tuple(row[column] for column in FACT_COLUMNS)
-        decided[combination] = rebilling_decision(_facts(row, plan=plan, stripe_connected=connected)).state
-        counts[decided[combination]] += row["n"]
-
-    state = state if state in counts else ""
+    state = state if state in RebillingState.values else ""
     sort = sort if sort in SORTS else "name"
+    page = max(1, page)
+    params.update(state=state, limit=per_page, offset=(page - 1) * per_page)
+    sql = f"""
+        WITH f AS MATERIALIZED ({_facts_sql(where=where)}),
+        d (provider, provider_status, has_admin, has_card, switched_on, state, state_rank) AS ({table}),
+        j AS MATERIALIZED (
+            SELECT f.*, d.state, d.state_rank FROM f JOIN d
+            ON f.provider IS NOT DISTINCT FROM d.provider AND f.provider_status IS NOT DISTINCT FROM d.provider_status
+               AND f.has_admin = d.has_admin AND f.has_card = d.has_card AND f.switched_on = d.switched_on)
+        (SELECT true AS is_count, state, count(*) AS n, NULL::bigint AS id, NULL::text AS name, NULL::text AS provider,
+                NULL::text AS provider_status, NULL::boolean AS has_admin, NULL::boolean AS has_card,
+                NULL::boolean AS switched_on
+         FROM j GROUP BY state)
+        UNION ALL
+        (SELECT false, state, NULL, id, name, provider, provider_status, has_admin, has_card, switched_on
+         FROM j WHERE %(state)s = '' OR state = %(state)s
+         ORDER BY {SORTS[sort]} LIMIT %(limit)s OFFSET %(offset)s)"""  # noqa: S608
+    counts = {str(s): 0 for s in STATE_ORDER}
+    window = []
+    for row in _fetch(sql, params):
+        if row["is_count"]:
+            counts[row["state"]] = row["n"]
+        else:
+            window.append(row)
     matching = counts[state] if state else sum(counts.values())
     pages = max(1, math.ceil(matching / per_page))
-    page = min(max(1, page), pages)
-    filters = ""
-    if state:
-        filters = "WHERE " + (" OR ".join(_combination_sql(c, params) for c, s in decided.items() if s == state)
-                              or "false")
-    rank = "0"
-    if sort.lstrip("-") == "state":
-        rank = "CASE " + " ".join(f"WHEN {_combination_sql(c, params)} THEN {STATE_ORDER.index(RebillingState(s))}"
-                                  for c, s in decided.items()) + " ELSE 9 END" if decided else "0"
-    params.update(limit=per_page, offset=(page - 1) * per_page)
-    # MATERIALIZED: the facts are computed once, not again inside every WHEN of the filter and the rank.
-    window = _fetch(f"WITH f AS MATERIALIZED ({facts}) SELECT f.*, {rank} AS state_rank FROM f {filters} "  # noqa: S608
-                    f"ORDER BY {SORTS[sort]} "
-                    "LIMIT %(limit)s OFFSET %(offset)s", params)
-    rows = [
-        PhoneIntegrationRow(subaccount_id=row["id"], name=row["name"], provider=row["provider"],
-                            decision=rebilling_decision(_facts(row, plan=plan, stripe_connected=connected)))
-        for row in window
-    ]
+    if page > pages:  # past the end (e.g. a stale link): show the last page
+        return phone_integration_page(state=state, query=query, sort=sort, page=pages, per_page=per_page)
+    rows = [PhoneIntegrationRow(subaccount_id=row["id"], name=row["name"], provider=row["provider"],
+                                decision=rebilling_decision(_facts(row, plan=plan,
+                                                                   stripe_connected=account_id is not None)))
+            for row in window]
     return PhoneIntegrationPage(rows=rows, counts=counts, total=sum(counts.values()), matching=matching, page=page,
                                 pages=pages, state=state, query=query, sort=sort)
 

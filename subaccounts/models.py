@@ -53,6 +53,8 @@ class AuditEntry(models.Model):
         CREDENTIALS_UPDATED = "credentials_updated", "Twilio credentials updated"
         MOVED_TO_LC_PHONE = "moved_to_lc_phone", "Moved to LC Phone"
         CREDENTIALS_REJECTED = "credentials_rejected", "Twilio rejected the stored credentials"
+        LC_PHONE_SUSPENDED = "lc_phone_suspended", "LC Phone subaccount suspended at Twilio"
+        LC_PHONE_RESUMED = "lc_phone_resumed", "LC Phone subaccount resumed at Twilio"
         # People
         MEMBER_ADDED = "member_added", "Person added"
         MEMBER_REMOVED = "member_removed", "Person removed"

@@ -41,6 +41,8 @@ def subaccount_memberships(*, subaccount: SubAccount) -> QuerySet[Membership]:
 
 
 def subaccount_account_admins(*, subaccount: SubAccount) -> QuerySet[User]:
+    # Only the client's own people: agency staff are never account admins of a client (DESIGN §13).
     return User.objects.filter(
-        memberships__subaccount=subaccount, memberships__role=Membership.Role.ACCOUNT_ADMIN, is_active=True
+        memberships__subaccount=subaccount, memberships__role=Membership.Role.ACCOUNT_ADMIN, is_active=True,
+        role=User.Role.CLIENT,
     ).order_by("email")

@@ -14,5 +14,10 @@ urlpatterns = [
         views.member_remove,
         name="member-remove",
     ),
+    path(
+        "agency/subaccounts/<int:subaccount_id>/members/<int:membership_id>/invite/",
+        views.member_invite,
+        name="member-invite",
+    ),
     path("accounts/<int:subaccount_id>/", views.subaccount_dashboard, name="dashboard"),
 ]

@@ -20,7 +20,7 @@ from rebilling.forms import BulkForm
 from rebilling.sections import resell_context
 from rebilling.selectors import multipliers_editable
 from subaccounts.forms import MembershipAddForm, SubAccountForm
-from subaccounts.models import SubAccount
+from subaccounts.models import Membership, SubAccount
 from subaccounts.selectors import (
     membership_for_member,
     subaccount_account_admins,
@@ -105,18 +105,41 @@ def member_add(request: HttpRequest, subaccount_id: int) -> HttpResponse:
             add_service_errors(form, error)
         else:
             if needs_invitation:
-                accept_path = reverse("people:invitation", args=[invitation_token_make(user=membership.user)])
-                invitation_send(
-                    user=membership.user,
-                    accept_url=request.build_absolute_uri(accept_path),
-                    inviter=request.user,  # type: ignore[arg-type]
-                    place=subaccount.name,
-                )
-                messages.success(request, f"Invitation sent to {membership.user.email}.")
+                _invite(request, membership)
             else:
                 messages.success(request, f"{membership.user.email} added as {membership.get_role_display()}.")
             return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
     return render(request, "subaccounts/manage.html", manage_context(request, subaccount, member_form=form), status=400)
+
+
+def _invite(request: HttpRequest, membership: Membership) -> None:
+    """Email the invitation once the membership is committed; a failed email is said, and can be sent again."""
+    accept_path = reverse("people:invitation", args=[invitation_token_make(user=membership.user)])
+    error = invitation_send(
+        user=membership.user,
+        accept_url=request.build_absolute_uri(accept_path),
+        inviter=request.user,  # type: ignore[arg-type]
+        place=membership.subaccount.name,
+    )
+    if error:
+        messages.error(request, f"{membership.user.email} was added, but the invitation was not sent: {error} "
+                                "Use \u201cSend invitation again\u201d below.")
+    else:
+        messages.success(request, f"Invitation sent to {membership.user.email}.")
+
+
+@agency_admin_required
+@require_POST
+def member_invite(request: HttpRequest, subaccount_id: int, membership_id: int) -> HttpResponse:
+    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    membership = subaccount_memberships(subaccount=subaccount).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member")
+    if membership.user.has_usable_password():
+        messages.error(request, f"{membership.user.email} has already set a password.")
+    else:
+        _invite(request, membership)
+    return redirect(reverse("subaccounts:manage", args=[subaccount.pk]) + "#people")
 
 
 @agency_admin_required

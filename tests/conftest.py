@@ -6,6 +6,7 @@ as it was. Every data test looks at agency A *and* checks nothing of agency B le
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -74,6 +75,10 @@ def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None
     """Always the test database, even in a run with no `django_db`-marked test (e.g. browser tests only)."""
     from django.test.utils import setup_databases, teardown_databases
 
+    if MUTATION_TEMPLATE:
+        with django_db_blocker.unblock():
+            yield from _database_cloned_from(MUTATION_TEMPLATE)
+        return
     with django_db_blocker.unblock():
         databases = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield
@@ -91,13 +96,100 @@ def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None
 def world(django_db_setup, django_db_blocker) -> Iterator[World]:
     assert connection.settings_dict["NAME"].startswith("test_"), "refusing to build test data outside a test database"
     with django_db_blocker.unblock():
-        platform_tenant_ensure()
-        built = World(
-            a=build_agency_world(slug="alpha", name="Alpha Agency", plan=Plan.PRO),
-            b=build_agency_world(slug="bravo", name="Bravo Agency", plan=Plan.FREELANCER),
-        )
+        if MUTATION_TEMPLATE:  # the clone already holds the world: load it
+            built = World(a=load_agency_world(slug="alpha", name="Alpha Agency"),
+                          b=load_agency_world(slug="bravo", name="Bravo Agency"))
+        else:
+            built = world_build()
         connection.set_schema_to_public()
     yield built
+
+
+def world_build() -> World:
+    platform_tenant_ensure()
+    return World(
+        a=build_agency_world(slug="alpha", name="Alpha Agency", plan=Plan.PRO),
+        b=build_agency_world(slug="bravo", name="Bravo Agency", plan=Plan.FREELANCER),
+    )
+
+
+def load_agency_world(*, slug: str, name: str) -> AgencyWorld:
+    """The agency `build_agency_world` made, read back from a database cloned from a template."""
+    agency = Agency.objects.get(slug=slug)
+    with tenant_context(agency):
+        world = AgencyWorld(
+            agency=agency, domain=f"{slug}.localhost", admin=User.objects.get(email=f"admin@{slug}.test"),
+            agency_user=User.objects.get(email=f"staff@{slug}.test"),
+        )
+        for index in (1, 2):
+            world.subaccounts.append(SubAccount.objects.get(name=f"{name} client {index}"))
+            world.account_admins.append(User.objects.get(email=f"owner{index}@{slug}-client.test"))
+            world.account_users.append(User.objects.get(email=f"team{index}@{slug}-client.test"))
+    return world
+
+
+# Mutation testing (devservices/mutation.py) runs one short pytest session per mutant. Building the test database
+# and the world each time would cost ~10 s, so the driver builds them once into a template database
+# (`mutation_template_build`) and every session works on its own copy of it.
+MUTATION_TEMPLATE = os.environ.get("REBILL_MUTATION_DB_TEMPLATE", "")
+
+
+def _admin_cursor_execute(*statements: str) -> None:
+    import psycopg2
+
+    db = connection.settings_dict
+    admin = psycopg2.connect(dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None,
+                             host=db["HOST"] or None, port=db["PORT"] or None)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        admin.close()
+
+
+def _database_cloned_from(template: str) -> Iterator[None]:
+    import time
+
+    from django.conf import settings
+
+    name = f"test_rebill_mutant_{os.getpid()}"
+    connection.close()
+    for attempt in range(20):  # another worker may be cloning the same template this instant
+        try:
+            _admin_cursor_execute(f'DROP DATABASE IF EXISTS "{name}"',
+                                  f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            break
+        except Exception:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+    settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = name
+    # Sessions of one mutation run may overlap: each has its own cache prefix and Celery queue too.
+    from rebill.celery import app
+
+    settings.CACHES["default"]["KEY_PREFIX"] = app.conf.task_default_queue = f"mutant{os.getpid()}"
+    yield
+    clear_this_runs_cache()  # leave no keys behind for other runs sharing this Redis database
+    connection.close()
+    _admin_cursor_execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        f'DROP DATABASE IF EXISTS "{name}"',
+    )
+
+
+def mutation_template_build(template: str) -> None:
+    """Build the test database with the world in it, then keep it as `template` (called by the mutation driver)."""
+    from django.conf import settings
+    from django.test.utils import setup_databases
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = template
+    _admin_cursor_execute(f'DROP DATABASE IF EXISTS "{template}"')
+    setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    world_build()
+    connection.set_schema_to_public()
+    connection.close()
 
 
 @pytest.fixture(scope="session")

@@ -86,8 +86,13 @@ def demo_seed(*, password: str) -> list[tuple[str, str, str]]:
                 for role, local_part in people:
                     email = f"{local_part}@{_email_slug(client_name)}.test"
                     if not Membership.objects.filter(subaccount=subaccount, user__email=email).exists():
+                        # The demo's clients get a known password at once (a real client sets theirs from the
+                        # invitation); membership_add then links the existing client.
+                        if not User.objects.filter(email=email).exists():
+                            user_create(email=email, full_name=f"{client_name} {local_part}", password=password,
+                                        role=User.Role.CLIENT)
                         membership_add(subaccount=subaccount, email=email, full_name=f"{client_name} {local_part}",
-                                       role=role, password=password, by=admin)
+                                       role=role, by=admin)
                     logins.append((where, email, f"{Membership.Role(role).label} of {client_name}"))
             demo_phone_providers(slug=demo.slug, subaccounts=list(SubAccount.objects.filter(name__in=demo.subaccounts)
                                                                   .order_by("pk")), by=admin)

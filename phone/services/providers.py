@@ -15,7 +15,7 @@ from django.utils import timezone
 from agencies.plans import PhoneProvider
 from people.models import User
 from phone.crypto import secret_encrypt
-from phone.models import ProviderChange, ProviderStatus, RetiredAccount, SubAccountProvider
+from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider
 from phone.twilio_access import (
     LcPhoneNotConfigured,
     master_access,
@@ -33,7 +33,8 @@ from phone.usage_client import (
     set_account_status,
 )
 from phoneregistry.services import AccountSidTaken, twilio_account_claim, twilio_account_release
-from subaccounts.models import SubAccount
+from subaccounts.audit import audit_record
+from subaccounts.models import AuditEntry, SubAccount
 
 log = logging.getLogger(__name__)
 
@@ -175,16 +176,15 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
     """Save a provider that was just (re)configured as active, with its audit row, in the caller's transaction."""
     provider.status = ProviderStatus.ACTIVE
     provider.last_error, provider.last_error_at = "", None
-    previous_sid = before.get("lc_phone_account_sid" if before.get("provider") == PhoneProvider.LC_PHONE
-                              else "twilio_account_sid", "")
-    if provider.account_sid != previous_sid:
+    if previous is None or previous.account_sid != provider.account_sid:
+        provider.read_marks = {}  # they were another account's
         # "Usage last read" spoke of the previous account; nothing of this one has been read yet.
         provider.last_pulled_at = None
     provider.save()
     _claim_account(provider=provider, before=before)
     _retire(previous=previous, provider=provider)
-    ProviderChange.objects.create(subaccount=provider.subaccount, by=by, action=action, before=before,
-                                  after=_snapshot(provider))
+    audit_record(subaccount=provider.subaccount, actor=by.email, action=action, before=before,
+                 after=_snapshot(provider))
     return provider
 
 
@@ -192,11 +192,11 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
 def _twilio_save(*, subaccount: SubAccount, account_sid: str, auth_token: str, by: User) -> SubAccountProvider:
     provider = _locked_provider(subaccount)
     before, previous = _snapshot(provider), _InUse.of(provider)
-    action = ProviderChange.Action.PROVIDER_SET
+    action = AuditEntry.Action.PROVIDER_SET
     if provider is None:
         provider = SubAccountProvider(subaccount=subaccount)
     elif provider.provider == PhoneProvider.TWILIO:
-        action = ProviderChange.Action.CREDENTIALS_UPDATED
+        action = AuditEntry.Action.CREDENTIALS_UPDATED
     provider.provider = PhoneProvider.TWILIO
     provider.twilio_account_sid = account_sid
     provider.twilio_auth_token_encrypted = secret_encrypt(auth_token)
@@ -256,7 +256,7 @@ def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: Use
                    resumed: bool = False) -> SubAccountProvider:
     provider = _locked_provider(subaccount)
     before, previous = _snapshot(provider), _InUse.of(provider)
-    action = ProviderChange.Action.PROVIDER_SET if provider is None else ProviderChange.Action.MOVED_TO_LC_PHONE
+    action = AuditEntry.Action.PROVIDER_SET if provider is None else AuditEntry.Action.MOVED_TO_LC_PHONE
     if provider is None:
         provider = SubAccountProvider(subaccount=subaccount)
     elif provider.provider == PhoneProvider.LC_PHONE:  # a concurrent request got there first
@@ -268,9 +268,9 @@ def _lc_phone_save(*, subaccount: SubAccount, lc_phone_account_sid: str, by: Use
     provider.twilio_auth_token_last4 = ""
     provider = _activate_and_audit(provider=provider, by=by, action=action, before=before, previous=previous)
     if resumed:
-        ProviderChange.objects.create(subaccount=subaccount, by=by, action=ProviderChange.Action.LC_PHONE_RESUMED,
-                                      before={"lc_phone_account_sid": lc_phone_account_sid, "status": "suspended"},
-                                      after={"lc_phone_account_sid": lc_phone_account_sid, "status": "active"})
+        audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.LC_PHONE_RESUMED,
+                     before={"lc_phone_account_sid": lc_phone_account_sid, "status": "suspended"},
+                     after={"lc_phone_account_sid": lc_phone_account_sid, "status": "active"})
     return provider
 
 
@@ -324,8 +324,8 @@ def provider_lc_phone_suspend(*, provider_id: int) -> bool:
                                auth_token=master.auth_token, base_url=twilio_base_url(),
                                timeout=twilio_timeout(), retry=twilio_retry())
             return False
-        ProviderChange.objects.create(
-            subaccount_id=locked.subaccount_id, by=None, action=ProviderChange.Action.LC_PHONE_SUSPENDED,
+        audit_record(
+            subaccount=locked.subaccount_id, actor="platform", action=AuditEntry.Action.LC_PHONE_SUSPENDED,
             before={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "active"},
             after={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "suspended"})
     log.info("LC Phone subaccount %s of sub-account %s suspended", locked.lc_phone_account_sid, locked.subaccount_id)
@@ -346,9 +346,8 @@ def provider_mark_credentials_invalid(*, provider: SubAccountProvider, encrypted
         locked.last_error = reason[:500]
         locked.last_error_at = timezone.now()
         locked.save(update_fields=["status", "last_error", "last_error_at", "updated_at"])
-        ProviderChange.objects.create(subaccount_id=locked.subaccount_id, by=None,
-                                      action=ProviderChange.Action.CREDENTIALS_REJECTED, before=before,
-                                      after=_snapshot(locked))
+        audit_record(subaccount=locked.subaccount_id, actor="Twilio", action=AuditEntry.Action.CREDENTIALS_REJECTED,
+                     before=before, after=_snapshot(locked))
     return True
 
 

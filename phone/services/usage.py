@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -174,6 +177,17 @@ FROM phone_subaccountprovider WHERE id = %s FOR UPDATE
 _MARK_PULLED = """
 UPDATE phone_subaccountprovider
 SET last_pulled_at = CASE WHEN %(mark_pulled)s THEN GREATEST(last_pulled_at, %(fetched_at)s) ELSE last_pulled_at END,
+    read_marks = (
+        SELECT COALESCE(jsonb_object_agg(day, fetched_at), '{}'::jsonb) FROM (
+            SELECT day, max(fetched_at) AS fetched_at FROM (
+                SELECT key AS day, value::timestamptz AS fetched_at FROM jsonb_each_text(read_marks)
+                UNION ALL
+                SELECT value, %(fetched_at)s FROM jsonb_array_elements_text(%(days)s::jsonb)
+            ) AS every_mark
+            WHERE day >= %(oldest_mark)s  -- nothing older is ever read again
+            GROUP BY day
+        ) AS newest
+    ),
     last_error = '', last_error_at = NULL, updated_at = %(now)s
 WHERE id = %(provider_id)s;
 """
@@ -199,18 +213,14 @@ WITH prices AS (
            round((r->>6)::numeric, 6) AS twilio_price, r->>7 AS currency
     FROM jsonb_array_elements(%(records)s::jsonb) AS r
 ), marks AS (
-    SELECT m.day, m.fetched_at FROM phone_usageread m
-    WHERE m.subaccount_id = %(subaccount_id)s AND m.account_sid = %(account_sid)s
-      AND m.day IN (SELECT day FROM incoming)
+    SELECT key::date AS day, value::timestamptz AS fetched_at
+    FROM phone_subaccountprovider, jsonb_each_text(read_marks)
+    WHERE %(use_marks)s AND id = %(provider_id)s
 ), fresh AS (
-    -- A day a newer read has already stored is left alone, even where that read changed nothing.
+    -- A day a newer read has already stored is left alone, even where that read changed nothing. (The
+    -- marks were already merged with this read's days by _MARK_PULLED: a mark newer than it is another's.)
     SELECT i.* FROM incoming i LEFT JOIN marks m USING (day)
     WHERE m.fetched_at IS NULL OR m.fetched_at <= %(fetched_at)s
-), marked AS (
-    INSERT INTO phone_usageread AS mark (subaccount_id, account_sid, day, fetched_at)
-    SELECT DISTINCT %(subaccount_id)s, %(account_sid)s, day, %(fetched_at)s::timestamptz FROM fresh
-    ON CONFLICT (subaccount_id, account_sid, day) DO UPDATE SET fetched_at = EXCLUDED.fetched_at
-    WHERE mark.fetched_at < EXCLUDED.fetched_at
 ), existing AS (
     SELECT l.id, l.category, l.day, l.count, l.units, l.twilio_price, l.cost
     FROM fresh i JOIN phone_usageline l
@@ -261,6 +271,48 @@ FROM written w LEFT JOIN existing e ON e.id = w.id
 """
 
 
+# Both statements are prepared once per database connection: parsing and planning them cost more than
+# running them on a pull that changes little (see bench/usage_pull.py). PostgreSQL re-parses a prepared
+# statement by itself when search_path (the agency's schema) or a table it uses has changed.
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+_PARAMETER_TYPES = {
+    "provider_id": "bigint", "use_price_book": "boolean", "fetched_at": "timestamptz", "records": "text",
+    "subaccount_id": "bigint", "provider": "text", "account_sid": "text", "now": "timestamptz",
+    "mark_pulled": "boolean", "days": "text", "oldest_mark": "text", "use_marks": "boolean",
+}
+
+
+@dataclass(frozen=True)
+class _PreparedStatement:
+    name: str
+    prepare: str
+    execute: str  # with %(name)s placeholders, for the driver to fill in
+
+
+def _prepared_statement(name: str, sql: str) -> _PreparedStatement:
+    order = list(dict.fromkeys(_PARAMETER.findall(sql)))
+    body = _PARAMETER.sub(lambda match: f"${order.index(match.group(1)) + 1}", sql.strip().rstrip(";"))
+    types = ", ".join(_PARAMETER_TYPES[key] for key in order)
+    return _PreparedStatement(name=name, prepare=f"PREPARE {name} ({types}) AS {body}",
+                              execute=f"EXECUTE {name} ({', '.join(f'%({key})s' for key in order)})")
+
+
+_MARK_PULLED_STATEMENT = _prepared_statement("rebill_usage_mark_pulled", _MARK_PULLED)
+_UPSERT_STATEMENT = _prepared_statement("rebill_usage_upsert", _UPSERT)
+# Which statements each open database connection has prepared (prepared statements outlive transactions).
+_prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _execute_prepared(cursor: Any, statements: list[_PreparedStatement], params: dict[str, Any]) -> None:
+    """Run `statements` in one round trip, preparing first those this connection has not prepared yet."""
+    prepared = _prepared_on.setdefault(connection.connection, set())
+    missing = [statement for statement in statements if statement.name not in prepared]
+    if missing:
+        cursor.execute("; ".join(statement.prepare for statement in missing))
+        prepared.update(statement.name for statement in missing)
+    cursor.execute("; ".join(statement.execute for statement in statements), params)
+
+
 def _payload(records: Iterable[UsageRecord]) -> tuple[dict[tuple[str, date], UsageRecord], str]:
     latest: dict[tuple[str, date], UsageRecord] = {}
     for record in records:
@@ -293,10 +345,14 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
             log.info("Sub-account %s changed provider during a pull; its result is dropped", subaccount_id)
             return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
         now = timezone.now()
-        cursor.execute(_MARK_PULLED + (_UPSERT if latest else ""), {
+        days = sorted({day.isoformat() for _, day in latest})
+        oldest_mark = (fetched_at.astimezone(UTC).date() - timedelta(days=CATCH_UP_DAYS)).isoformat()
+        statements = [_MARK_PULLED_STATEMENT, _UPSERT_STATEMENT] if latest else [_MARK_PULLED_STATEMENT]
+        _execute_prepared(cursor, statements, {
             "provider_id": provider.pk, "use_price_book": kind == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
             "records": payload, "subaccount_id": subaccount_id, "provider": kind, "account_sid": account_sid,
-            "now": now, "mark_pulled": mark_pulled,
+            "now": now, "mark_pulled": mark_pulled, "days": json.dumps(days), "oldest_mark": oldest_mark,
+            "use_marks": True,
         })
         changed = cursor.rowcount if latest else 0
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)
@@ -338,10 +394,11 @@ def usage_pull_retired(*, retired_id: int) -> PullResult:
             return PullResult(PullOutcome.PROVIDER_CHANGED, records=len(latest))
         if not latest:
             return PullResult(PullOutcome.STORED)
-        cursor.execute(_UPSERT, {
+        # No read marks: they are the current account's, and a retired account is read once a day.
+        _execute_prepared(cursor, [_UPSERT_STATEMENT], {
             "use_price_book": retired.provider == PhoneProvider.LC_PHONE, "fetched_at": fetched_at,
             "records": payload, "subaccount_id": retired.subaccount_id, "provider": retired.provider,
-            "account_sid": retired.account_sid, "now": timezone.now(),
+            "account_sid": retired.account_sid, "now": timezone.now(), "use_marks": False, "provider_id": row[0],
         })
         changed = cursor.rowcount
     return PullResult(PullOutcome.STORED, records=len(latest), changed=changed)

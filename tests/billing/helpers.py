@@ -26,3 +26,14 @@ def confirm_like_stripe_js(base: str, setup_intent_id: str, client_secret: str, 
 def profile_of(agency_world, subaccount) -> BillingProfile | None:
     with tenant_context(agency_world.agency):
         return BillingProfile.objects.filter(subaccount=subaccount).first()
+
+
+def add_card_on_company_billing(client, subaccount, base: str, number: str = "4242424242424242"):
+    """As the account admin's browser does: start a card setup, confirm it with Stripe.js, post done."""
+    import re
+
+    start = client.post(f"/accounts/{subaccount.pk}/billing/card/")
+    html = client.get(start["Location"]).content.decode()
+    client_secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
+    confirm_like_stripe_js(base, client_secret.split("_secret_")[0], client_secret, number)
+    return client.post(start["Location"] + "done/", follow=True)

@@ -108,16 +108,24 @@ def test_an_agency_admin_cannot_add_a_card(world, connected, localstripe, raw_st
     assert raw_stripe.v1.setup_intents.list(options=on(ACCT_A)).data == []
 
 
-def test_an_agency_admin_made_account_admin_of_the_client_may_add_a_card(world, connected, localstripe):
-    # DESIGN §1: never by virtue of being agency staff, but an explicit account-admin membership counts.
+def test_agency_staff_with_a_membership_row_still_cannot_add_a_card(world, connected, localstripe, raw_stripe):
+    # DESIGN §13: agency staff are never account admins of their clients, even with a membership row (one
+    # written before the rule, or by hand): only the client's own people add its card.
     subaccount = world.a.subaccounts[1]
     with tenant_context(world.a.agency):
         Membership.objects.create(subaccount=subaccount, user=world.a.admin, role=Membership.Role.ACCOUNT_ADMIN)
     client = client_for(world.a, world.a.admin)
 
-    response = _start_and_confirm(client, world.a, subaccount, localstripe)
+    assert client.get(f"/accounts/{subaccount.pk}/billing/").status_code == 404
+    assert client.post(f"/accounts/{subaccount.pk}/billing/card/").status_code == 404
 
-    assert "Your card is saved." in response.content.decode()
+    with tenant_context(world.a.agency):
+        assert not CardSetup.objects.exists()
+    assert raw_stripe.v1.customers.list(options=on(ACCT_A)).data == []
+    # nor is it emailed payment links as if it were the client's
+    from billing.selectors import manage_client_billing
+    with tenant_context(world.a.agency):
+        assert world.a.admin.email not in manage_client_billing(subaccount=subaccount).account_admin_emails
 
 
 @pytest.mark.parametrize("who", ["account_user", "other_client_admin", "other_agency_admin"])

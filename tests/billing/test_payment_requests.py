@@ -12,9 +12,9 @@ from django_tenants.utils import tenant_context
 from billing.models import BillingProfile, PaymentRequest
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.models import ConnectedAccount
-from subaccounts.models import Membership
+from subaccounts.models import AuditEntry, Membership, SubAccount
 from tests.billing.fixtures import ACCT_A, ACCT_B, api_requests, customer_with_card
-from tests.billing.helpers import profile_of
+from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
 
 
@@ -58,18 +58,103 @@ def test_the_agency_admin_emails_the_account_admins_a_link_to_company_billing(
         assert not PaymentRequest.objects.exists()
 
 
-def test_a_reused_link_shows_a_clear_page_and_changes_nothing(world, connected, django_capture_on_commit_callbacks):
-    _send_link(world.a, world.a.subaccounts[0], django_capture_on_commit_callbacks)
+def test_a_link_works_until_a_card_is_saved_through_it(
+        world, connected, localstripe, django_capture_on_commit_callbacks):
+    # given a payment link, and the page saying what "once" means
+    subaccount = world.a.subaccounts[0]
+    _send_link(world.a, subaccount, django_capture_on_commit_callbacks)
+    assert "works until a card is saved through it" in mail.outbox[0].body
     link = _link_in(mail.outbox[0])
     owner = client_for(world.a, world.a.account_admins[0])
-    owner.post(link)
-    [before] = _requests(world.a)
+    page = owner.get(link).content.decode()
+    assert "This link works until a card is saved through it" in page and "open it again" in page
 
-    for response in (owner.get(link), owner.post(link)):
-        assert response.status_code == 400
-        assert "already been used" in response.content.decode()
+    # when the account admin opens it twice before adding a card, then it works both times
+    for _ in range(2):
+        assert owner.get(link).status_code == 200
+        assert owner.post(link)["Location"] == f"/accounts/{subaccount.pk}/billing/"
+    [request] = _requests(world.a)
+    assert request.status == PaymentRequest.Status.OPENED and request.used_at is None
+
+    # when a card is saved (through it: on Company Billing, while the link is open)
+    saved = add_card_on_company_billing(owner, subaccount, localstripe)
+    assert "Your card is saved." in saved.content.decode()
+
+    # then the link is spent, recorded and audited
+    [request] = _requests(world.a)
+    assert request.status == PaymentRequest.Status.COMPLETED and request.used_at is not None
+    assert request.used_by == world.a.account_admins[0]
+    with tenant_context(world.a.agency):
+        used = AuditEntry.objects.get(action=AuditEntry.Action.PAYMENT_LINK_USED)
+    assert used.subaccount_id == subaccount.pk and used.after == {"payment_request": request.pk, "card_last4": "4242"}
+    # and opening it again says the card is saved and points to Company Billing, changing nothing
+    for client in (owner, client_for(world.a)):
+        for response in (client.get(link), client.post(link)):
+            html = response.content.decode()
+            assert response.status_code == 200
+            assert "The card is saved" in html and "the link is used up" in html
+            assert f'href="/accounts/{subaccount.pk}/billing/"' in html
     [after] = _requests(world.a)
-    assert (after.used_at, after.status) == (before.used_at, before.status)
+    assert (after.status, after.used_at) == (request.status, request.used_at)
+    # and another agency's requests were untouched
+    with tenant_context(world.b.agency):
+        assert not PaymentRequest.objects.exists()
+
+
+def test_a_link_for_a_client_that_already_has_a_card_says_so_and_still_lets_them_replace_it(
+        world, connected, localstripe, django_capture_on_commit_callbacks):
+    # given client 1 already has a card
+    subaccount = world.a.subaccounts[0]
+    owner = client_for(world.a, world.a.account_admins[0])
+    add_card_on_company_billing(owner, subaccount, localstripe)
+    _send_link(world.a, subaccount, django_capture_on_commit_callbacks)
+    link = _link_in(mail.outbox[0])
+
+    # when its account admin opens the link
+    html = owner.get(link).content.decode()
+
+    # then it says a card is on file, which one, and offers to replace it
+    assert "already has a card" in html and "ending in <strong>4242</strong>" in html
+    assert "Replace the card on Company Billing" in html
+    assert owner.post(link)["Location"] == f"/accounts/{subaccount.pk}/billing/"
+    replaced = add_card_on_company_billing(owner, subaccount, localstripe, number="5555555555554444")
+    assert "4444" in replaced.content.decode()
+    [request] = _requests(world.a)
+    assert request.status == PaymentRequest.Status.COMPLETED
+
+
+def test_a_link_that_cannot_be_emailed_leaves_nothing_behind(world, connected, settings,
+                                                              django_capture_on_commit_callbacks):
+    # given the mail server refuses everything
+    settings.EMAIL_BACKEND = "tests.failing_email.EmailBackend"
+    subaccount = world.a.subaccounts[0]
+
+    # when the agency admin sends a payment link
+    response = _send_link(world.a, subaccount, django_capture_on_commit_callbacks)
+
+    # then the page says so (no 500), and no request nor audit row was saved
+    assert response.status_code == 200
+    assert "The email could not be sent. No payment link was sent; please try again." in response.content.decode()
+    assert _requests(world.a) == []
+    with tenant_context(world.a.agency):
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.PAYMENT_LINK_SENT).exists()
+
+
+def test_a_link_for_a_client_named_with_a_line_break_goes_out_with_a_one_line_subject(
+        world, connected, django_capture_on_commit_callbacks):
+    # given a client named before names were checked
+    # (a row of its own: the session's shared `world` objects must keep their names)
+    with tenant_context(world.a.agency):
+        subaccount = SubAccount.objects.get(pk=world.a.subaccounts[0].pk)
+        SubAccount.objects.filter(pk=subaccount.pk).update(name="Evil\nBcc: x@y.test")
+
+    response = _send_link(world.a, subaccount, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 200 and "Payment link sent" in response.content.decode()
+    [message] = mail.outbox
+    assert message.subject == "Alpha Agency: add a card for Evil Bcc: x@y.test"
+    assert message.message()["Bcc"] is None and message.bcc == []
+    assert len(_requests(world.a)) == 1
 
 
 def test_an_expired_link_shows_a_clear_page_and_changes_nothing(world, connected, django_capture_on_commit_callbacks):

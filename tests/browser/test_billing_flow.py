@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from billing.models import BillingProfile, CardSetup
 from devservices.localstripe_server import recorded_requests, register_webhook, unregister_webhook
 from people.models import User
+from people.services import user_create
 from stripe_connect.models import ConnectedAccount, WebhookEvent
 from subaccounts.models import Membership
 from subaccounts.services import membership_add, subaccount_create
@@ -47,8 +48,11 @@ def billing_client(browser_agency, django_db_blocker, localstripe):  # noqa: F81
         with tenant_context(browser_agency):
             admin = User.objects.get(role=User.Role.AGENCY_ADMIN)
             subaccount = subaccount_create(name=f"Lakeside Bakery {uuid.uuid4().hex[:4]}", by=admin)
-            membership_add(subaccount=subaccount, email=f"owner-{subaccount.pk}@lakeside.test", full_name="Lena",
-                           role=Membership.Role.ACCOUNT_ADMIN, password=OWNER_PASSWORD, by=admin)
+            # The client's own person, with the password they would have set from their invitation.
+            owner = user_create(email=f"owner-{subaccount.pk}@lakeside.test", full_name="Lena",
+                                password=OWNER_PASSWORD, role=User.Role.CLIENT)
+            membership_add(subaccount=subaccount, email=owner.email, full_name="Lena",
+                           role=Membership.Role.ACCOUNT_ADMIN, by=admin)
         connection.set_schema_to_public()
     yield account_id, subaccount, f"owner-{subaccount.pk}@lakeside.test"
     with django_db_blocker.unblock():
@@ -141,10 +145,12 @@ def test_payment_link_to_card_on_file(page, live_server_url, browser_agency, age
     expect(page.locator("#billing")).to_contain_text("Visa ending in 4242, expires 12/2034")
     expect(page.locator("#billing").get_by_role("button", name="Add a card")).to_have_count(0)
 
-    # and the link, used once, cannot be used again
+    # and the link, spent by the card saved through it, says so and points to Company Billing
     page.get_by_role("button", name="Sign out").click()
     page.goto(link)
-    expect(page.get_by_text("This payment link has already been used.")).to_be_visible()
+    expect(page.get_by_role("heading", name="The card is saved")).to_be_visible()
+    expect(page.get_by_role("link", name="Company Billing").last).to_have_attribute(
+        "href", f"/accounts/{subaccount.pk}/billing/")
 
 
 def test_an_agency_admin_has_no_company_billing(page, live_server_url, browser_agency, billing_client):

@@ -1,6 +1,9 @@
 """As a person would: the agency admin creates a client and its account admin, who then signs in."""
 
+import re
+
 import pytest
+from django.core import mail
 from playwright.sync_api import expect
 
 from subaccounts.models import Membership, SubAccount
@@ -33,14 +36,16 @@ def test_agency_admin_creates_client_and_account_admin_sees_only_it(page, live_s
     page.get_by_role("link", name="Lakeside Bakery").click()
     expect(page.get_by_role("heading", name="Manage client: Lakeside Bakery")).to_be_visible()
 
-    # and add an account admin with a first password
+    # and invite an account admin (the agency never chooses the client's password: there is no such field)
+    expect(page.get_by_label("Password")).to_have_count(0)
     page.get_by_label("Email").fill("owner@lakeside.test")
     page.get_by_label("Full name").fill("Lena Lakeside")
     page.get_by_label("Role").select_option("account_admin")
-    page.get_by_label("Password").fill("Lakeside-owner-pw-9")
     page.get_by_role("button", name="Add person").click()
-    expect(page.get_by_text("owner@lakeside.test added as Account admin.")).to_be_visible()
+    expect(page.get_by_text("Invitation sent to owner@lakeside.test.")).to_be_visible()
     expect(page.locator("#people")).to_contain_text("Lena Lakeside")
+    [invitation] = mail.outbox
+    link = re.search(r"https?://\S+/invitation/\S+/", invitation.body).group(0)
 
     # a bad email is refused next to the field
     page.get_by_label("Email").fill("not-an-email")
@@ -49,7 +54,12 @@ def test_agency_admin_creates_client_and_account_admin_sees_only_it(page, live_s
 
     page.get_by_role("button", name="Sign out").click()
 
-    # then the account admin signs in and sees only their sub-account
+    # then the account admin sets their own password from the invitation, and sees only their sub-account
+    page.goto(link)
+    page.get_by_label("Password").fill("Lakeside-owner-pw-9")
+    page.get_by_role("button", name="Set password and sign in").click()
+    expect(page.get_by_role("heading", name="Lakeside Bakery")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, "owner@lakeside.test", "Lakeside-owner-pw-9")
     expect(page.get_by_role("heading", name="Lakeside Bakery")).to_be_visible()
     expect(page.locator(".mainnav")).to_contain_text("Lakeside Bakery")

@@ -28,6 +28,9 @@ def counts() -> tuple[int, int]:
         ({"custom_domain": "-bad-.example.com"}, "custom_domain", "not a valid domain"),
         ({"slug": "Has Spaces"}, "slug", "lowercase"),
         ({"slug": "admin"}, "slug", "reserved"),
+        ({"slug": "information-schema"}, "slug", "reserved"),
+        ({"slug": "pg-toast"}, "slug", "reserved"),
+        ({"slug": "pg-anything-new"}, "slug", "reserved"),
         ({"plan": "gold"}, "plan", "Unknown plan"),
         ({"billing_period": "weekly"}, "billing_period", "Unknown billing period"),
         ({"admin_email": "not-an-email"}, "admin_email", "not a valid email"),
@@ -45,6 +48,23 @@ def test_bad_input_is_refused_and_creates_nothing(world, overrides, field, messa
     assert message in " ".join(refused.value.message_dict[field])
     assert counts() == before
     assert not schema_exists("newco")
+
+
+def test_a_slug_naming_a_schema_that_already_exists_is_refused(world):
+    # given a schema that is no agency's (e.g. made by an extension or by hand)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA stray_things")
+    before = counts()
+    # when an agency would take it
+    with pytest.raises(ValidationError) as refused:
+        agency_create(name="Stray", slug="stray-things", plan=Plan.PRO, admin_email="boss@stray.test",
+                      admin_password="Str0ng-enough-pw")
+    # then it is refused and nothing is made
+    assert "reserved" in " ".join(refused.value.message_dict["slug"])
+    assert counts() == before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'stray_things'")
+        assert cursor.fetchone() == (0,)
 
 
 def test_agency_create_makes_schema_domain_and_admin(world):

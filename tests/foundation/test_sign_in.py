@@ -42,20 +42,82 @@ def test_lockout_on_one_agency_does_not_lock_the_same_email_elsewhere(world, set
 
 def test_lockout_expires(world, settings):
     from django.core.cache import cache
+    from django_tenants.utils import tenant_context
 
-    from tests.conftest import clear_this_runs_cache
+    from people.lockout import lockout_key
 
     client = client_for(world.a)
     for _ in range(settings.LOGIN_FAILURE_LIMIT):
         sign_in(client, "admin@alpha.test", "wrong")
     assert "Too many" in sign_in(client, "admin@alpha.test", PASSWORD).content.decode()
+    # the test's own key (this run's prefix, alpha's schema): never a search through whatever else is in Redis
+    with tenant_context(world.a.agency):
+        key = lockout_key(email="admin@alpha.test")
+    assert key.startswith(f"alpha:{settings.TEST_RUN_ID}:")
     redis = cache._cache.get_client()
-    [key] = redis.keys("alpha:*login-failures:admin@alpha.test")
     lockout = settings.LOGIN_LOCKOUT.total_seconds()
     assert lockout - 5 < redis.ttl(key) <= lockout
     # Redis expires the counter itself after LOGIN_LOCKOUT; simulate the wait by deleting what Redis expires.
-    clear_this_runs_cache()
+    redis.delete(key)
     assert sign_in(client, "admin@alpha.test", PASSWORD).status_code == 302
+
+
+def test_parallel_wrong_passwords_get_at_most_the_limit_of_password_checks(world, settings, monkeypatch):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from people.models import User
+
+    # given every password check is counted (and slow enough for parallel requests to overlap)
+    checks = []
+    real_check_password = User.check_password
+
+    def counted_check_password(self, raw_password):
+        checks.append(raw_password)
+        time.sleep(0.05)
+        return real_check_password(self, raw_password)
+
+    monkeypatch.setattr(User, "check_password", counted_check_password)
+    attempts = 32
+    start = threading.Barrier(attempts)
+
+    def attempt(index: int) -> tuple[int, str]:
+        try:
+            client = client_for(world.a)
+            start.wait(timeout=30)
+            response = sign_in(client, "admin@alpha.test", f"wrong-{index}")
+            return response.status_code, response.content.decode()
+        finally:
+            connections.close_all()
+
+    # when 32 sign-ins for one email run at once, against the real Redis
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        results = list(pool.map(attempt, range(attempts)))
+
+    # then at most LOGIN_FAILURE_LIMIT passwords were checked, and every other attempt was refused unchecked
+    assert 1 <= len(checks) <= settings.LOGIN_FAILURE_LIMIT
+    assert [(status, page[:300]) for status, page in results if status != 200] == []
+    refused = [page for _, page in results if "Too many failed sign-in attempts" in page]
+    assert len(refused) >= attempts - settings.LOGIN_FAILURE_LIMIT + 1
+    # and once the window is spent, the right password is refused without being checked
+    before = len(checks)
+    assert "Too many" in sign_in(client_for(world.a), "admin@alpha.test", PASSWORD).content.decode()
+    assert len(checks) == before
+
+
+def test_a_successful_sign_in_clears_the_attempts(world, settings):
+    client = client_for(world.a)
+    for _ in range(settings.LOGIN_FAILURE_LIMIT - 1):
+        sign_in(client, "admin@alpha.test", "wrong")
+    assert sign_in(client, "admin@alpha.test", PASSWORD).status_code == 302
+    # a fresh window: LIMIT - 1 more wrong guesses still leave room for the right one
+    other = client_for(world.a)
+    for _ in range(settings.LOGIN_FAILURE_LIMIT - 1):
+        assert "Wrong email or password." in sign_in(other, "admin@alpha.test", "wrong").content.decode()
+    assert sign_in(other, "admin@alpha.test", PASSWORD).status_code == 302
 
 
 def test_users_of_another_agency_cannot_sign_in_here(world):

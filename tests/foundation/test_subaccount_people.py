@@ -8,7 +8,7 @@ from django.urls import reverse
 from django_tenants.utils import tenant_context
 
 from people.models import User
-from subaccounts.models import Membership, SubAccount
+from subaccounts.models import AuditEntry, Membership, SubAccount
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def test_bad_member_input_is_refused(world):
     for data, message in [
         ({"email": "not-an-email", "role": "account_admin"}, "Enter a valid email address."),
         ({"email": "x@y.test", "role": "owner"}, "Select a valid choice."),
-        ({"email": "x@y.test", "role": "account_admin", "password": "123"}, "too short"),
+        ({"email": "x@y.test", "role": "account_admin", "full_name": "X\nY"}, "no line breaks"),
     ]:
         response = client.post(reverse("subaccounts:member-add", args=[subaccount.pk]), data)
         assert response.status_code == 400 and message in response.content.decode()
@@ -134,3 +134,86 @@ def test_duplicate_user_email_is_refused_case_insensitively(world):
     with tenant_context(world.b.agency):
         # the same email is a different person in another agency
         user_create(email="admin@alpha.test", password="Some-passw0rd!", role=User.Role.AGENCY_USER)
+
+
+@pytest.mark.parametrize("staff", ["admin", "agency_user"])
+@pytest.mark.parametrize("role", [Membership.Role.ACCOUNT_ADMIN, Membership.Role.ACCOUNT_USER])
+def test_agency_staff_can_never_be_added_to_a_client(world, staff, role):
+    # given agency A's admin, adding itself (or its colleague) to a client
+    client = client_for(world.a, world.a.admin)
+    subaccount = world.a.subaccounts[0]
+    email = getattr(world.a, staff).email.upper()
+
+    # when
+    response = client.post(reverse("subaccounts:member-add", args=[subaccount.pk]), {"email": email, "role": role})
+
+    # then it is refused next to the email, and nothing changed
+    assert response.status_code == 400
+    assert "agency staff cannot be members of a client" in response.content.decode()
+    with tenant_context(world.a.agency):
+        assert not Membership.objects.filter(user__email=email.lower()).exists()
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.MEMBER_ADDED).exists()
+    assert mail.outbox == []
+
+
+def test_the_agency_never_chooses_a_clients_password(world):
+    # given the agency admin posts a password along with a new account admin (the form has no such field)
+    client = client_for(world.a, world.a.admin)
+    page = client.get(reverse("subaccounts:manage", args=[world.a.subaccounts[0].pk])).content.decode()
+    assert 'name="password"' not in page
+
+    response = client.post(reverse("subaccounts:member-add", args=[world.a.subaccounts[0].pk]),
+                           {"email": "puppet@client.test", "role": Membership.Role.ACCOUNT_ADMIN,
+                            "password": "Agency-chosen-pw-1"})
+
+    # then the person is invited and has no password until they choose one
+    assert response.status_code == 302
+    with tenant_context(world.a.agency):
+        puppet = User.objects.get(email="puppet@client.test")
+        assert not puppet.has_usable_password() and puppet.role == User.Role.CLIENT
+    [invitation] = mail.outbox
+    assert invitation.to == ["puppet@client.test"]
+    sign_in = client_for(world.a).post(reverse("people:login"), {"email": "puppet@client.test",
+                                                                 "password": "Agency-chosen-pw-1"})
+    assert sign_in.status_code == 200
+
+
+def test_membership_changes_are_audited_in_the_subaccount_log(world):
+    client = client_for(world.a, world.a.admin)
+    subaccount = world.a.subaccounts[0]
+
+    client.post(reverse("subaccounts:member-add", args=[subaccount.pk]),
+                {"email": "Audit@client.test", "role": Membership.Role.ACCOUNT_USER})
+    with tenant_context(world.a.agency):
+        membership = Membership.objects.get(user__email="audit@client.test")
+    client.post(reverse("subaccounts:member-remove", args=[subaccount.pk, membership.pk]))
+
+    with tenant_context(world.a.agency):
+        removed, added = AuditEntry.objects.filter(subaccount=subaccount)[:2]
+        assert (added.action, added.actor, added.after) == (
+            AuditEntry.Action.MEMBER_ADDED, world.a.admin.email,
+            {"email": "audit@client.test", "role": Membership.Role.ACCOUNT_USER})
+        assert (removed.action, removed.actor, removed.before) == (
+            AuditEntry.Action.MEMBER_REMOVED, world.a.admin.email,
+            {"email": "audit@client.test", "role": Membership.Role.ACCOUNT_USER})
+        assert not AuditEntry.objects.exclude(subaccount=subaccount).exists()
+    with tenant_context(world.b.agency):
+        assert not AuditEntry.objects.exists()
+
+
+def test_a_failed_audit_write_leaves_no_membership(world, monkeypatch):
+    # the audit row is written in the change's own transaction: no audit, no change
+    from django.core.exceptions import ValidationError
+
+    import subaccounts.services
+    from subaccounts.services import membership_add
+
+    def broken_audit(**kwargs):
+        raise ValidationError("audit unavailable")
+
+    monkeypatch.setattr(subaccounts.services, "audit_record", broken_audit)
+    with tenant_context(world.a.agency), pytest.raises(ValidationError):
+        membership_add(subaccount=world.a.subaccounts[0], email="ghost@client.test", full_name="",
+                       role=Membership.Role.ACCOUNT_USER, by=world.a.admin)
+    with tenant_context(world.a.agency):
+        assert not User.objects.filter(email="ghost@client.test").exists()

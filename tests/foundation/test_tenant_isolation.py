@@ -88,20 +88,21 @@ def test_account_admin_sees_only_own_subaccount(world):
         assert list(subaccounts_for_member(user=world.a.account_admins[0])) == [world.a.subaccounts[0]]
 
 
-def test_agency_admin_is_not_an_account_admin_unless_made_one(world):
+def test_agency_admin_is_never_an_account_admin_and_cannot_make_itself_one(world):
     client = client_for(world.a, world.a.admin)
     subaccount = world.a.subaccounts[0]
     assert client.get(reverse("subaccounts:dashboard", args=[subaccount.pk])).status_code == 404
     with tenant_context(world.a.agency):
         assert not Membership.objects.filter(user=world.a.admin).exists()
-    # when made one
+    # when it tries to make itself one, it is refused and still is none
     response = client.post(
         reverse("subaccounts:member-add", args=[subaccount.pk]),
         {"email": world.a.admin.email, "role": Membership.Role.ACCOUNT_ADMIN},
     )
-    assert response.status_code == 302
-    assert client.get(reverse("subaccounts:dashboard", args=[subaccount.pk])).status_code == 200
-    assert client.get(reverse("subaccounts:dashboard", args=[world.a.subaccounts[1].pk])).status_code == 404
+    assert response.status_code == 400
+    assert client.get(reverse("subaccounts:dashboard", args=[subaccount.pk])).status_code == 404
+    with tenant_context(world.a.agency):
+        assert not Membership.objects.filter(user=world.a.admin).exists()
 
 
 def test_agency_user_may_list_but_not_manage(world):

@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 from django_tenants.utils import tenant_context
 
 from devservices.fake_twilio import clear_request_log, create_account, request_log
-from phone.models import ProviderChange, SubAccountProvider, UsageLine
+from phone.models import SubAccountProvider, UsageLine
 from phone.services import provider_set_twilio, usage_pull
 from phoneregistry.models import TwilioAccountClaim
+from subaccounts.models import AuditEntry
 from tests.phone.helpers import D, agency_twilio_account, put_usage, sid, today, token, usage, use_lc_phone, use_twilio
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_one_twilio_account_is_refused_for_a_second_sub_account_of_the_same_agen
         # then it is refused and nothing of sub-account 2 changed
         assert "already used by another sub-account" in str(refused.value)
         assert not SubAccountProvider.objects.filter(subaccount=world.a.subaccounts[1]).exists()
-        assert not ProviderChange.objects.filter(subaccount=world.a.subaccounts[1]).exists()
+        assert not AuditEntry.objects.filter(subaccount=world.a.subaccounts[1]).exists()
         # and the first keeps it (saving it again for the same sub-account is fine)
         use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="shared")
     claim = TwilioAccountClaim.objects.get(account_sid=first.twilio_account_sid)

@@ -11,9 +11,10 @@ from django_tenants.utils import tenant_context
 
 from agencies.tasks import fan_out_to_agencies
 from devservices.fake_twilio import inject_fault, request_log
-from phone.models import ProviderChange, RetiredAccount, SubAccountProvider, UsageDelta, UsageLine, UsageRead
+from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
 from phone.services import usage_pull
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
+from subaccounts.models import AuditEntry
 from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
 
 LEAVES = ["sms-outbound-longcode", "sms-inbound-longcode", "calls-outbound", "calls-inbound-local", "mms-outbound"]
@@ -29,9 +30,8 @@ def committed(world, django_db_blocker) -> Iterator[None]:
                 with tenant_context(agency):
                     UsageDelta.objects.all().delete()
                     UsageLine.objects.all().delete()
-                    UsageRead.objects.all().delete()
                     RetiredAccount.objects.all().delete()
-                    ProviderChange.objects.all().delete()
+                    AuditEntry.objects.all().delete()
                     SubAccountProvider.objects.all().delete()
             connection.set_schema_to_public()
             TwilioAccountClaim.objects.all().delete()

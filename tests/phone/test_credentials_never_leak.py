@@ -8,9 +8,10 @@ from django.urls import reverse
 from django_tenants.utils import tenant_context
 
 from devservices.fake_twilio import create_account, inject_fault
-from phone.models import ProviderChange, SubAccountProvider
+from phone.models import SubAccountProvider
 from phone.services import provider_set_twilio, usage_pull
 from phone.usage_client import UsageFetchError
+from subaccounts.models import AuditEntry
 from tests.conftest import client_for
 from tests.phone.helpers import agency_twilio_account, put_usage, today, usage
 
@@ -56,7 +57,7 @@ def test_tokens_never_leak(world, twilio, caplog):
         errors.append(str(invalid.value))
         stored = [str(row) for row in SubAccountProvider.objects.values_list(
             "last_error", "twilio_auth_token_last4", "twilio_account_sid")]
-        audit = [str(row) for row in ProviderChange.objects.values_list("before", "after")]
+        audit = [str(row) for row in AuditEntry.objects.values_list("before", "after")]
     pages.append(client.get(manage_url).content.decode())
 
     assert "Twilio did not accept" in pages[0] and "Twilio credentials checked and saved" in pages[1]

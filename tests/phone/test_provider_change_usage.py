@@ -11,10 +11,11 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from devservices.fake_twilio import account_status
-from phone.models import ProviderChange, RetiredAccount, UsageLine
+from phone.models import RetiredAccount, UsageLine
 from phone.selectors import retired_accounts_to_pull
 from phone.services import PullOutcome, provider_set_lc_phone, usage_pull, usage_pull_retired
 from phone.tasks import lc_phone_subaccount_suspend
+from subaccounts.models import AuditEntry
 from tests.phone.helpers import D, put_usage, today, usage, use_lc_phone, use_twilio
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +40,11 @@ def test_moving_from_lc_phone_to_twilio_suspends_the_lc_subaccount_and_a_return_
         assert back.lc_phone_account_sid == lc_sid and account_status(twilio.url, lc_sid) == "active"
         assert lc_phone_subaccount_suspend(back.pk) is False  # a late suspension leaves it alone
         assert account_status(twilio.url, lc_sid) == "active"
-        actions = list(ProviderChange.objects.filter(subaccount=world.a.subaccounts[0]).order_by("pk")
+        actions = list(AuditEntry.objects.filter(subaccount=world.a.subaccounts[0]).order_by("pk")
                        .values_list("action", flat=True))
         assert actions.count("lc_phone_suspended") == 2 and "lc_phone_resumed" in actions
     with tenant_context(world.b.agency):
-        assert not ProviderChange.objects.exists()
+        assert not AuditEntry.objects.exists()
 
 
 def test_moving_twilio_to_twilio_queues_no_suspension(world, twilio, django_capture_on_commit_callbacks):

@@ -9,8 +9,9 @@ from django_tenants.utils import tenant_context
 from agencies.plans import PhoneProvider
 from devservices.fake_twilio import account_status, request_log
 from phone.crypto import secret_decrypt
-from phone.models import ProviderChange, ProviderStatus, SubAccountProvider
+from phone.models import ProviderStatus, SubAccountProvider
 from phone.services import provider_set_lc_phone, provider_set_twilio
+from subaccounts.models import AuditEntry
 from tests.phone.helpers import agency_twilio_account, use_twilio
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +37,8 @@ def test_twilio_credentials_and_currency_are_checked_with_two_calls_and_stored_e
         assert stored.provider == PhoneProvider.TWILIO and stored.status == ProviderStatus.ACTIVE
         assert secret_decrypt(stored.twilio_auth_token_encrypted) == auth_token
         assert stored.twilio_auth_token_last4 == auth_token[-4:]
-        change = ProviderChange.objects.get(subaccount=subaccount)
-        assert change.by == world.a.admin and change.after["twilio_account_sid"] == account_sid
+        change = AuditEntry.objects.get(subaccount=subaccount)
+        assert change.actor == world.a.admin.email and change.after["twilio_account_sid"] == account_sid
         assert auth_token not in str(change.before) + str(change.after)
 
 
@@ -52,7 +53,7 @@ def test_wrong_twilio_credentials_say_so_and_change_nothing(world, twilio):
         assert "did not accept this Account SID and auth token" in str(raised.value)
         assert wrong_token not in str(raised.value)
         assert not SubAccountProvider.objects.filter(subaccount=subaccount).exists()
-        assert not ProviderChange.objects.filter(subaccount=subaccount).exists()
+        assert not AuditEntry.objects.filter(subaccount=subaccount).exists()
 
 
 @pytest.mark.parametrize(("account_sid", "auth_token", "field"), [
@@ -106,7 +107,7 @@ def test_move_to_lc_phone_drops_the_agency_token_and_a_return_reuses_the_same_su
         assert moved.twilio_account_sid == moved.twilio_auth_token_encrypted == moved.twilio_auth_token_last4 == ""
         creates = [r for r in request_log(twilio.url) if r["path"] == "/2010-04-01/Accounts.json"]
         assert len(creates) == 1
-        actions = list(ProviderChange.objects.filter(subaccount=subaccount).order_by("pk")
+        actions = list(AuditEntry.objects.filter(subaccount=subaccount).order_by("pk")
                        .values_list("action", flat=True))
         assert actions == ["provider_set", "provider_set", "moved_to_lc_phone", "lc_phone_resumed"]
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('phone', '0005_usage_reads'),
+        ('phone', '0003_usage_deltas'),
         ('subaccounts', '0003_audit_agency_wide_entries'),
     ]
 

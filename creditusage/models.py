@@ -1,0 +1,72 @@
+"""Credit usage details (agency schema, DESIGN §8): daily rollups of rated usage, kept in the rating's own
+transaction so the agency dashboard never scans the ledger, and the spend alerts raised from them."""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from agencies.plans import Product
+from subaccounts.models import SubAccount
+
+
+class UsageRollup(models.Model):
+    """Σ of the usage entries of one sub-account for one usage day and product (wallets.WalletEntry)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day", "product"], name="one_rollup_per_day")]
+        indexes = [models.Index(fields=["day", "subaccount"], name="rollups_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day} {self.product}: {self.revenue}"
+
+
+class SpendAlertPolicy(models.Model):
+    """The agency's thresholds (one row per agency schema): alert when a day's spend passes
+    `multiple` × the trailing 30-day daily average *and* `floor`."""
+
+    singleton = models.BooleanField(default=True, unique=True)
+    enabled = models.BooleanField(default=True)
+    multiple = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("3.00"))
+    floor = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("25.00"))
+    auto_pause = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="spend_alert_multiple_above_one", condition=Q(multiple__gt=1)),
+            models.CheckConstraint(name="spend_alert_floor_not_negative", condition=Q(floor__gte=0)),
+            models.CheckConstraint(name="spend_alert_policy_singleton", condition=Q(singleton=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.multiple}x and ${self.floor}"
+
+
+class SpendAlert(models.Model):
+    """At most one per sub-account and day (the unique constraint makes a second run a no-op)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    spend = models.DecimalField(max_digits=18, decimal_places=6)
+    trailing_average = models.DecimalField(max_digits=18, decimal_places=6)
+    multiple = models.DecimalField(max_digits=8, decimal_places=2)
+    floor = models.DecimalField(max_digits=18, decimal_places=2)
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day"], name="one_spend_alert_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day}: {self.spend}"

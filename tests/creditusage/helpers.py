@@ -24,7 +24,7 @@ def history(agency_world: AgencyWorld, raw_stripe, *, index: int = 0, secret: st
     account_id = ACCT_A if agency_world.domain.startswith("alpha") else ACCT_B
     with tenant_context(agency_world.agency):
         client = agency_world.subaccounts[index]
-        rebill(client, account_id=account_id, raw=raw_stripe if top_up else None)
+        rebill(client, account_id=account_id, raw=raw_stripe)
         add_delta(client, "2.00", product=Product.SMS, units="10")
         add_delta(client, "1.234567", product=Product.CALLS, units="3")
         add_delta(client, "0.333333", product=Product.MMS, units="1")

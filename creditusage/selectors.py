@@ -20,7 +20,7 @@ PAGE_SIZE = 50
 ZERO = Decimal(0)
 MICRO = Decimal("0.000001")
 CREDIT, DEBIT = "credit", "debit"
-_MONEY = DecimalField(max_digits=18, decimal_places=6)
+_MONEY: DecimalField = DecimalField(max_digits=18, decimal_places=6)
 
 
 @dataclass(frozen=True)

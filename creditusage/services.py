@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import partial
 
-from creditusage.models import UsageRollup
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+
+from agencies.plans import PhoneProvider
+from creditusage.models import SpendAlert, SpendAlertPolicy, UsageRollup
+from people.models import User
+from phone.models import SubAccountProvider
+from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
+from phone.usage_client import set_account_status
+from rebill.mail import email_send
+from subaccounts.models import SubAccount
 from wallets.models import Wallet, WalletEntry
+
+logger = logging.getLogger(__name__)
 
 _ROLLUP_SQL = f"""
 INSERT INTO {UsageRollup._meta.db_table} AS r (subaccount_id, day, product, units, cost, revenue, entries)
@@ -26,3 +42,89 @@ def usage_rollups_add(*, wallet_id: int, after_seq: int) -> None:
         raise RuntimeError("usage_rollups_add needs the appending transaction (and its wallet lock)")
     with connection.cursor() as cursor:
         cursor.execute(_ROLLUP_SQL, {"wallet_id": wallet_id, "after_seq": after_seq})
+
+
+# --- spend alerts (guard against SMS pumping and toll fraud) ---------------------------------------------------
+
+TRAILING_DAYS = 30
+
+
+def spend_alert_policy() -> SpendAlertPolicy:
+    policy, _ = SpendAlertPolicy.objects.get_or_create(singleton=True)
+    return policy
+
+
+@transaction.atomic
+def spend_alert_policy_update(*, enabled: bool, multiple: Decimal, floor: Decimal, auto_pause: bool,
+                              by: User) -> SpendAlertPolicy:
+    if multiple <= 1:
+        raise ValidationError("The multiple must be above 1.")
+    if floor < 0:
+        raise ValidationError("The floor cannot be negative.")
+    policy = SpendAlertPolicy.objects.select_for_update().get(pk=spend_alert_policy().pk)
+    policy.enabled, policy.multiple, policy.floor, policy.auto_pause = enabled, multiple, floor, auto_pause
+    policy.save()
+    logger.info("Spend alert policy set by %s: %s, auto-pause %s", by.email, policy, auto_pause)
+    return policy
+
+
+def spend_alerts_check(*, day: date) -> list[SpendAlert]:
+    """Raise today's alerts: a sub-account whose rebilled spend on `day` (usage day, from the rollups) passes
+    `multiple` × its average over the 30 days before and the floor. Once per sub-account and day (unique)."""
+    policy = spend_alert_policy()
+    if not policy.enabled:
+        return []
+    spend_on_day = Sum("revenue", filter=Q(day=day))
+    before = Sum("revenue", filter=Q(day__lt=day))
+    rows = (UsageRollup.objects.filter(day__gte=day - timedelta(days=TRAILING_DAYS), day__lte=day).order_by()
+            .values("subaccount_id").annotate(spend=spend_on_day, before=before).filter(spend__gt=policy.floor))
+    raised = []
+    for row in rows:
+        average = ((row["before"] or Decimal(0)) / TRAILING_DAYS).quantize(Decimal("0.000001"))
+        if row["spend"] <= policy.multiple * average:
+            continue
+        alert = _spend_alert_raise(subaccount_id=row["subaccount_id"], day=day, spend=row["spend"],
+                                   average=average, policy=policy)
+        if alert is not None:
+            raised.append(alert)
+    return raised
+
+
+@transaction.atomic
+def _spend_alert_raise(*, subaccount_id: int, day: date, spend: Decimal, average: Decimal,
+                       policy: SpendAlertPolicy) -> SpendAlert | None:
+    alert, created = SpendAlert.objects.get_or_create(
+        subaccount_id=subaccount_id, day=day,
+        defaults={"spend": spend, "trailing_average": average, "multiple": policy.multiple, "floor": policy.floor,
+                  "paused": policy.auto_pause})
+    if not created:
+        return None
+    subaccount = SubAccount.objects.get(pk=subaccount_id)
+    admins = list(User.objects.filter(role=User.Role.AGENCY_ADMIN, is_active=True).values_list("email", flat=True))
+    body = (f"{subaccount.name} spent ${spend:.2f} on phone usage on {day:%Y-%m-%d}, more than "
+            f"{policy.multiple}x its 30-day daily average (${average:.2f}) and above ${policy.floor:.2f}.\n"
+            "This can be SMS pumping or toll fraud: check the sub-account's usage details.\n")
+    if policy.auto_pause:
+        body += "Its phone usage has been paused automatically, as your settings ask.\n"
+    if admins:
+        transaction.on_commit(partial(email_send, subject=f"Unusual phone spend: {subaccount.name}", body=body,
+                                      to=admins))
+    if policy.auto_pause:
+        from creditusage.tasks import spend_alert_pause
+
+        transaction.on_commit(partial(spend_alert_pause.delay, alert.pk))
+    return alert
+
+
+def spend_alert_pause_apply(*, alert_id: int) -> str:
+    """Suspend the sub-account's LC Phone subaccount at the provider (the platform's master account owns it).
+    An agency's own Twilio account is left alone, as the wallet's suspension does."""
+    alert = SpendAlert.objects.get(pk=alert_id)
+    provider = SubAccountProvider.objects.filter(subaccount_id=alert.subaccount_id).first()
+    if provider is None or provider.provider != PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
+        return "skipped"
+    master = master_access()
+    set_account_status(account_sid=provider.lc_phone_account_sid, status="suspended", auth_sid=master.auth_sid,
+                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                       retry=twilio_retry())
+    return "suspended"

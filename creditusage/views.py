@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from billing.selectors import company_billing_membership
 from creditusage import selectors
@@ -25,7 +28,8 @@ from creditusage.exports import (
     reconciliation_row,
     text_cell,
 )
-from creditusage.forms import DashboardFilterForm, EntryFilterForm
+from creditusage.forms import DashboardFilterForm, EntryFilterForm, SpendAlertPolicyForm
+from creditusage.services import spend_alert_policy, spend_alert_policy_update
 from people.models import User
 from rebill.access import agency_admin_required
 from subaccounts.models import SubAccount
@@ -38,7 +42,7 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str) -> HttpResponse:
+def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str) -> HttpResponseBase:
     form = EntryFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return render(request, template, {"subaccount": subaccount, "form": form}, status=400)
@@ -77,19 +81,19 @@ def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, 
 
 
 @login_required
-def client_details(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+def client_details(request: HttpRequest, subaccount_id: int) -> HttpResponseBase:
     membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
     return _details(request, membership.subaccount, for_agency=False, template="creditusage/client_details.html")
 
 
-@agency_admin_required
-def agency_usage_details(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+@agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
+def agency_usage_details(request: HttpRequest, subaccount_id: int) -> HttpResponseBase:
     subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
     return _details(request, subaccount, for_agency=True, template="creditusage/agency_usage_details.html")
 
 
-@agency_admin_required
-def rebilling_dashboard(request: HttpRequest) -> HttpResponse:
+@agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
+def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
     choices = list(subaccounts_for_agency_staff(user=_user(request)).values_list("pk", "name"))
     form = DashboardFilterForm(request.GET or None, subaccount_choices=choices)
     if request.GET and not form.is_valid():
@@ -115,12 +119,13 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponse:
                               title="Rebilled usage per day")
     return render(request, "creditusage/dashboard.html", {
         "form": form, "dashboard": dashboard, "chart": chart, "month": month,
+        "policy_form": SpendAlertPolicyForm(instance=spend_alert_policy()),
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
     })
 
 
-@agency_admin_required
-def reconciliation_export(request: HttpRequest) -> HttpResponse:
+@agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
+def reconciliation_export(request: HttpRequest) -> HttpResponseBase:
     """Every wallet entry of the agency for a month (default: last month), to reconcile with the Stripe payouts
     and the provider's bill."""
     form = DashboardFilterForm(request.GET or None, subaccount_choices=[])
@@ -134,3 +139,20 @@ def reconciliation_export(request: HttpRequest) -> HttpResponse:
     return csv_response(filename=f"reconciliation-{start:%Y-%m}.csv", header=RECONCILIATION_HEADER, rows=rows)
 
 
+
+
+@agency_admin_required
+@require_POST
+def spend_alert_settings(request: HttpRequest) -> HttpResponse:
+    form = SpendAlertPolicyForm(request.POST, instance=spend_alert_policy())
+    if form.is_valid():
+        try:
+            spend_alert_policy_update(enabled=form.cleaned_data["enabled"], multiple=form.cleaned_data["multiple"],
+                                      floor=form.cleaned_data["floor"], auto_pause=form.cleaned_data["auto_pause"],
+                                      by=_user(request))
+        except ValidationError as refusal:
+            form.add_error(None, refusal)
+        else:
+            messages.success(request, "Spend alert settings saved.")
+            return redirect("creditusage:dashboard")
+    return render(request, "creditusage/spend_alert_settings.html", {"policy_form": form}, status=400)

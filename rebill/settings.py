@@ -255,6 +255,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=23, hour=5),
         "args": ["wallets.tasks.wallet_audit_agency"],
     },
+    "spend-alerts": {  # reads the rollups only; at most one alert per sub-account and day
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": timedelta(minutes=15),
+        "args": ["creditusage.tasks.spend_alerts_check_agency"],
+        "options": {"expires": 15 * 60},
+    },
 }
 
 LOGGING = {

@@ -59,8 +59,8 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
             for _ in range(rng.randint(1, 12)):
                 client = rng.choice(clients)
                 cost = Decimal(rng.randint(-50_000, 3_000_000)) / 1_000_000
-                add_delta(client, cost, product=rng.choice(list(Product)), day=today - timedelta(days=rng.randint(0, 3)),
-                          units=str(rng.randint(-2, 20)))
+                day = today - timedelta(days=rng.randint(0, 3))
+                add_delta(client, cost, product=rng.choice(list(Product)), day=day, units=str(rng.randint(-2, 20)))
             for client in clients:
                 wallet_rate(subaccount_id=client.pk)
         with connection.cursor() as cursor:
@@ -114,7 +114,8 @@ def test_reconciliation_export_reconciles_to_the_cent(world, connected, raw_stri
     history(world.a, raw_stripe, index=1, top_up=False)
     history(world.b, raw_stripe, secret="bravo's secret", top_up=False)
     month = timezone.now().date()
-    response = client_for(world.a, world.a.admin).get(f"/agency/settings/billing/reconciliation.csv?month={month:%Y-%m}")
+    url = f"/agency/settings/billing/reconciliation.csv?month={month:%Y-%m}"
+    response = client_for(world.a, world.a.admin).get(url)
     rows = parse_csv(response)
     with tenant_context(world.a.agency):
         with connection.cursor() as cursor:

@@ -141,3 +141,14 @@ def test_keyset_pages_walk_the_whole_history_once(world, connected, raw_stripe):
                                                      charge=None).values_list("seq", flat=True))
     assert seen == [s for s in expected if s in credit_seqs]
     assert pages == 3
+
+
+def test_company_billing_recent_transactions_hide_the_multiplier(world, connected, raw_stripe):
+    client = history(world.a, raw_stripe, top_up=False)
+    with tenant_context(world.a.agency):
+        multiplier = WalletEntry.objects.exclude(multiplier=None).first().multiplier  # type: ignore[union-attr]
+    shown = f"{multiplier:.4f}x"
+    company = client_for(world.a, world.a.account_admins[0]).get(f"/accounts/{client.pk}/billing/").content.decode()
+    manage = client_for(world.a, world.a.admin).get(f"/agency/subaccounts/{client.pk}/").content.decode()
+    assert 'data-testid="wallet-entries"' in company and shown not in company
+    assert shown in manage

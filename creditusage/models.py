@@ -70,3 +70,25 @@ class SpendAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.day}: {self.spend}"
+
+
+class LedgerDayTotal(models.Model):
+    """Σ of a wallet's entries per UTC day of `created_at`, product and sign (-1, 0, 1): the totals of any
+    See details filter (days, credit/debit, product) are read from here, never by summing the ledger."""
+
+    wallet = models.ForeignKey("wallets.Wallet", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, blank=True)
+    sign = models.SmallIntegerField()
+    entries = models.PositiveIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    usage_cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    usage_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["wallet", "day", "product", "sign"]
+        constraints = [models.UniqueConstraint(fields=["wallet", "day", "product", "sign"],
+                                               name="one_ledger_total_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.wallet_id} {self.day} {self.product or '-'} {self.sign:+}: {self.amount}"

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 
 from agencies.plans import PhoneProvider
-from creditusage.models import SpendAlert, SpendAlertPolicy, UsageRollup
+from creditusage.models import LedgerDayTotal, SpendAlert, SpendAlertPolicy, UsageRollup
 from people.models import User
 from phone.models import SubAccountProvider
 from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
@@ -34,14 +34,31 @@ ON CONFLICT (subaccount_id, day, product) DO UPDATE SET
     entries = r.entries + EXCLUDED.entries
 """  # noqa: S608 — only our own table names are formatted in
 
+_DAY_TOTALS_SQL = f"""
+INSERT INTO {LedgerDayTotal._meta.db_table} AS t
+    (wallet_id, day, product, sign, entries, amount, usage_cost, usage_amount)
+SELECT e.wallet_id, (e.created_at AT TIME ZONE 'UTC')::date, e.product, sign(e.amount)::smallint, count(*),
+       sum(e.amount), coalesce(sum(e.cost_delta) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0),
+       coalesce(sum(-e.amount) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0)
+FROM {WalletEntry._meta.db_table} e
+WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (wallet_id, day, product, sign) DO UPDATE SET
+    entries = t.entries + EXCLUDED.entries, amount = t.amount + EXCLUDED.amount,
+    usage_cost = t.usage_cost + EXCLUDED.usage_cost, usage_amount = t.usage_amount + EXCLUDED.usage_amount
+"""  # noqa: S608 — only our own table names are formatted in
 
-def usage_rollups_add(*, wallet_id: int, after_seq: int) -> None:
-    """Fold the usage entries appended after `after_seq` into the daily rollups. Must run in the transaction
-    that appended them, with the wallet locked: the lock orders the writers, so no entry is counted twice."""
+
+def entry_rollups_add(*, wallet_id: int, after_seq: int) -> None:
+    """Fold the entries appended after `after_seq` into the rollups (usage per usage day and product; every entry
+    per created day, product and sign). Called by every writer of the ledger, in the transaction that appended
+    them, with the wallet locked: the lock orders the writers, so no entry is counted twice or missed."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("usage_rollups_add needs the appending transaction (and its wallet lock)")
+        raise RuntimeError("entry_rollups_add needs the appending transaction (and its wallet lock)")
+    params = {"wallet_id": wallet_id, "after_seq": after_seq}
     with connection.cursor() as cursor:
-        cursor.execute(_ROLLUP_SQL, {"wallet_id": wallet_id, "after_seq": after_seq})
+        cursor.execute(_ROLLUP_SQL, params)
+        cursor.execute(_DAY_TOTALS_SQL, params)
 
 
 # --- spend alerts (guard against SMS pumping and toll fraud) ---------------------------------------------------

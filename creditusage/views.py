@@ -72,7 +72,8 @@ def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, 
         next_query["after"] = page.next_cursor.encode()
     context: dict[str, Any] = {
         "subaccount": subaccount, "form": form, "lines": [make(entry) for entry in page.entries],
-        "totals": selectors.entry_totals(entries=entries), "for_agency": for_agency, "chart": chart,
+        "totals": selectors.entry_totals(wallet=wallet, entry_filter=entry_filter), "for_agency": for_agency,
+        "chart": chart,
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
         "next_query": next_query.urlencode() if page.next_cursor else "",
         "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),

@@ -10,14 +10,14 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import Product
-from creditusage.models import UsageRollup
+from creditusage.models import LedgerDayTotal, UsageRollup
 from creditusage.selectors import rebilling_dashboard
 from tests.billing.fixtures import ACCT_A
 from tests.conftest import client_for
 from tests.creditusage.helpers import history, ledger, parse_csv
 from tests.wallets.helpers import add_delta, rebill
 from wallets.models import Charge, WalletEntry
-from wallets.services import wallet_rate
+from wallets.services import wallet_adjust, wallet_ensure, wallet_rate
 
 
 def test_agency_sees_cost_multiplier_and_profit_per_line(world, connected, raw_stripe):
@@ -63,6 +63,9 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
                 add_delta(client, cost, product=rng.choice(list(Product)), day=day, units=str(rng.randint(-2, 20)))
             for client in clients:
                 wallet_rate(subaccount_id=client.pk)
+                if rng.random() < 0.5:
+                    amount = Decimal(rng.randint(-9_000_000, 9_000_000) or 1) / 1_000_000
+                    wallet_adjust(wallet=wallet_ensure(subaccount=client), amount=amount, note="n", by="t")
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT w.subaccount_id, e.day, e.product, sum(e.units_delta), sum(e.cost_delta), sum(-e.amount),"
@@ -72,6 +75,19 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
         rollups = list(UsageRollup.objects.order_by("subaccount_id", "day", "product").values_list(
             "subaccount_id", "day", "product", "units", "cost", "revenue", "entries"))
     assert from_ledger and rollups == [tuple(row) for row in from_ledger]
+    # and the per-day ledger totals (every kind of entry) equal it too
+    with tenant_context(world.a.agency):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT wallet_id, (created_at AT TIME ZONE 'UTC')::date, product, sign(amount), count(*), sum(amount),"
+                " coalesce(sum(cost_delta) FILTER (WHERE usage_delta_id IS NOT NULL), 0),"
+                " coalesce(sum(-amount) FILTER (WHERE usage_delta_id IS NOT NULL), 0)"
+                " FROM wallets_walletentry GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+            from_ledger = cursor.fetchall()
+        day_totals = list(LedgerDayTotal.objects.order_by("wallet_id", "day", "product", "sign").values_list(
+            "wallet_id", "day", "product", "sign", "entries", "amount", "usage_cost", "usage_amount"))
+    assert any(row[3] > 0 for row in day_totals)
+    assert day_totals == [tuple(row) for row in from_ledger]
 
 
 def test_dashboard_figures_equal_the_ledger_and_stay_in_the_agency(world, connected, raw_stripe):

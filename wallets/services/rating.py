@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import F
 
-from creditusage.services import usage_rollups_add
+from creditusage.services import entry_rollups_add
 from phone.models import UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
 from rebilling.selectors import multipliers_for, rebilling_decision_for
@@ -83,7 +83,7 @@ def wallet_rate(*, subaccount_id: int) -> RatingResult:
         total = sum(amounts, Decimal(0))
         if amounts:
             Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + total)
-            usage_rollups_add(wallet_id=wallet.pk, after_seq=last_seq or 0)
+            entry_rollups_add(wallet_id=wallet.pk, after_seq=last_seq or 0)
     return RatingResult(wallet_id=wallet.pk, entries=len(amounts), total=total)
 
 

@@ -128,6 +128,14 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
                        round((10 + s.id %% 50) * 0.0079 * 1.05, 6), 1
                 FROM subaccounts_subaccount s, generate_series(0, 59) d, unnest(ARRAY['sms','calls','mms']) p
                 WHERE s.id <> %s""", [big.pk])
+            cursor.execute("""
+                TRUNCATE creditusage_usagemonthrollup, creditusage_agencydayrollup;
+                INSERT INTO creditusage_usagemonthrollup (subaccount_id, month, product, units, cost, revenue, entries)
+                SELECT subaccount_id, date_trunc('month', day)::date, product, sum(units), sum(cost), sum(revenue),
+                       sum(entries)
+                FROM creditusage_usagerollup GROUP BY 1, 2, 3;
+                INSERT INTO creditusage_agencydayrollup (day, product, cost, revenue)
+                SELECT day, product, sum(cost), sum(revenue) FROM creditusage_usagerollup GROUP BY 1, 2""")
             cursor.execute("ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()

@@ -92,3 +92,39 @@ class LedgerDayTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.wallet_id} {self.day} {self.product or '-'} {self.sign:+}: {self.amount}"
+
+
+class UsageMonthRollup(models.Model):
+    """UsageRollup summed per calendar month: the dashboard's month reads ~3 rows per sub-account, not ~90."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()  # the 1st
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount", "product"],
+                                               name="one_month_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m} {self.product}: {self.revenue}"
+
+
+class AgencyDayRollup(models.Model):
+    """UsageRollup summed over every sub-account, per usage day and product (the dashboard's daily chart)."""
+
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["day", "product"]
+        constraints = [models.UniqueConstraint(fields=["day", "product"], name="one_agency_day_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.product}: {self.revenue}"

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from agencies.plans import Product
-from creditusage.models import LedgerDayTotal, SpendAlert, UsageRollup
+from creditusage.models import AgencyDayRollup, LedgerDayTotal, SpendAlert, UsageMonthRollup, UsageRollup
 from subaccounts.models import SubAccount
 from wallets.models import Wallet, WalletEntry
 
@@ -215,10 +216,13 @@ def lines_iter(*, entries: QuerySet[WalletEntry], for_agency: bool) -> Iterator[
 
 def daily_usage_by_product(*, subaccount_ids: list[int] | None, start: date, end: date,
                            product: str = "") -> dict[date, dict[str, Decimal]]:
-    """Σ rebilled usage (client amounts) per usage day and product; `None` means every sub-account."""
-    rollups = UsageRollup.objects.filter(day__gte=start, day__lte=end)
-    if subaccount_ids is not None:
-        rollups = rollups.filter(subaccount_id__in=subaccount_ids)
+    """Σ rebilled usage (client amounts) per usage day and product; `None` means every sub-account (read from
+    the agency-wide rollup, so 10,000 sub-accounts cost the same as one)."""
+    rollups: QuerySet[Any]
+    if subaccount_ids is None:
+        rollups = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
+    else:
+        rollups = UsageRollup.objects.filter(day__gte=start, day__lte=end, subaccount_id__in=subaccount_ids)
     if product:
         rollups = rollups.filter(product=product)
     days: dict[date, dict[str, Decimal]] = {}
@@ -277,8 +281,8 @@ def month_bounds(month: date) -> tuple[date, date]:
     return start, following - timedelta(days=1)
 
 
-def _rollups(*, start: date, end: date, subaccount_ids: list[int] | None, product: str) -> QuerySet[UsageRollup]:
-    rollups = UsageRollup.objects.filter(day__gte=start, day__lte=end)
+def _rollups(*, month: date, subaccount_ids: list[int] | None, product: str) -> QuerySet[UsageMonthRollup]:
+    rollups = UsageMonthRollup.objects.filter(month=month)
     if subaccount_ids:
         rollups = rollups.filter(subaccount_id__in=subaccount_ids)
     if product:
@@ -292,11 +296,12 @@ def _figures(rows: dict[str, Decimal | None]) -> Figures:
 
 def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None, product: str = "",
                         top: int | None = 50) -> Dashboard:
-    """Revenue (rebilled usage), cost, profit and margin for a month, from the rollups only (usage day)."""
+    """Revenue (rebilled usage), cost, profit and margin for a month (by usage day), from the monthly rollups:
+    ~3 rows per sub-account, never the ledger."""
     start, end = month_bounds(month)
-    previous_start, previous_end = month_bounds(start - timedelta(days=1))
-    current = _rollups(start=start, end=end, subaccount_ids=subaccount_ids, product=product)
-    previous = _rollups(start=previous_start, end=previous_end, subaccount_ids=subaccount_ids, product=product)
+    previous_start, _ = month_bounds(start - timedelta(days=1))
+    current = _rollups(month=start, subaccount_ids=subaccount_ids, product=product)
+    previous = _rollups(month=previous_start, subaccount_ids=subaccount_ids, product=product)
     total = _figures(current.aggregate(revenue=Sum("revenue"), cost=Sum("cost")))
     previous_total = _figures(previous.aggregate(revenue=Sum("revenue"), cost=Sum("cost")))
     labels = dict(Product.choices)

@@ -12,7 +12,14 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 
 from agencies.plans import PhoneProvider
-from creditusage.models import LedgerDayTotal, SpendAlert, SpendAlertPolicy, UsageRollup
+from creditusage.models import (
+    AgencyDayRollup,
+    LedgerDayTotal,
+    SpendAlert,
+    SpendAlertPolicy,
+    UsageMonthRollup,
+    UsageRollup,
+)
 from people.models import User
 from phone.models import SubAccountProvider
 from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
@@ -24,14 +31,30 @@ from wallets.models import Wallet, WalletEntry
 logger = logging.getLogger(__name__)
 
 _ROLLUP_SQL = f"""
-INSERT INTO {UsageRollup._meta.db_table} AS r (subaccount_id, day, product, units, cost, revenue, entries)
-SELECT w.subaccount_id, e.day, e.product, sum(e.units_delta), sum(e.cost_delta), sum(-e.amount), count(*)
-FROM {WalletEntry._meta.db_table} e JOIN {Wallet._meta.db_table} w ON w.id = e.wallet_id
-WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s AND e.usage_delta_id IS NOT NULL
-GROUP BY w.subaccount_id, e.day, e.product
-ON CONFLICT (subaccount_id, day, product) DO UPDATE SET
-    units = r.units + EXCLUDED.units, cost = r.cost + EXCLUDED.cost, revenue = r.revenue + EXCLUDED.revenue,
-    entries = r.entries + EXCLUDED.entries
+WITH new AS (
+    SELECT w.subaccount_id, e.day, e.product, sum(e.units_delta) AS units, sum(e.cost_delta) AS cost,
+           sum(-e.amount) AS revenue, count(*) AS entries
+    FROM {WalletEntry._meta.db_table} e JOIN {Wallet._meta.db_table} w ON w.id = e.wallet_id
+    WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s AND e.usage_delta_id IS NOT NULL
+    GROUP BY w.subaccount_id, e.day, e.product
+), by_day AS (
+    INSERT INTO {UsageRollup._meta.db_table} AS r (subaccount_id, day, product, units, cost, revenue, entries)
+    SELECT subaccount_id, day, product, units, cost, revenue, entries FROM new
+    ON CONFLICT (subaccount_id, day, product) DO UPDATE SET
+        units = r.units + EXCLUDED.units, cost = r.cost + EXCLUDED.cost, revenue = r.revenue + EXCLUDED.revenue,
+        entries = r.entries + EXCLUDED.entries
+), by_month AS (
+    INSERT INTO {UsageMonthRollup._meta.db_table} AS m (subaccount_id, month, product, units, cost, revenue, entries)
+    SELECT subaccount_id, date_trunc('month', day)::date, product, sum(units), sum(cost), sum(revenue), sum(entries)
+    FROM new GROUP BY 1, 2, 3
+    ON CONFLICT (month, subaccount_id, product) DO UPDATE SET
+        units = m.units + EXCLUDED.units, cost = m.cost + EXCLUDED.cost, revenue = m.revenue + EXCLUDED.revenue,
+        entries = m.entries + EXCLUDED.entries
+)
+-- Shared by every sub-account of the agency: rows taken in (day, product) order, so writers queue, never deadlock.
+INSERT INTO {AgencyDayRollup._meta.db_table} AS a (day, product, cost, revenue)
+SELECT day, product, sum(cost), sum(revenue) FROM new GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (day, product) DO UPDATE SET cost = a.cost + EXCLUDED.cost, revenue = a.revenue + EXCLUDED.revenue
 """  # noqa: S608 — only our own table names are formatted in
 
 _DAY_TOTALS_SQL = f"""

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import Product
-from creditusage.models import LedgerDayTotal, UsageRollup
+from creditusage.models import AgencyDayRollup, LedgerDayTotal, UsageMonthRollup, UsageRollup
 from creditusage.selectors import rebilling_dashboard
 from tests.billing.fixtures import ACCT_A
 from tests.conftest import client_for
@@ -86,6 +86,20 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
             from_ledger = cursor.fetchall()
         day_totals = list(LedgerDayTotal.objects.order_by("wallet_id", "day", "product", "sign").values_list(
             "wallet_id", "day", "product", "sign", "entries", "amount", "usage_cost", "usage_amount"))
+    # and the monthly and agency-wide rollups equal the daily ones summed
+    with tenant_context(world.a.agency):
+        months = {(r.subaccount_id, r.month, r.product): (r.units, r.cost, r.revenue, r.entries)
+                  for r in UsageMonthRollup.objects.all()}
+        agency_days = {(r.day, r.product): (r.cost, r.revenue) for r in AgencyDayRollup.objects.all()}
+    summed_months: dict = {}
+    summed_days: dict = {}
+    for subaccount_id, day, product, units, cost, revenue, entries in rollups:
+        key = (subaccount_id, day.replace(day=1), product)
+        u, c, r, n = summed_months.get(key, (0, 0, 0, 0))
+        summed_months[key] = (u + units, c + cost, r + revenue, n + entries)
+        c, r = summed_days.get((day, product), (0, 0))
+        summed_days[(day, product)] = (c + cost, r + revenue)
+    assert months == summed_months and agency_days == summed_days
     assert any(row[3] > 0 for row in day_totals)
     assert day_totals == [tuple(row) for row in from_ledger]
 

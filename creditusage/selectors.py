@@ -88,8 +88,9 @@ def wallet_entries_page(*, entries: QuerySet[WalletEntry], after: Cursor | None,
                         size: int = PAGE_SIZE) -> Page:
     """One page by keyset (never OFFSET): as fast on page 10,000 as on page 1."""
     if after is not None:
-        entries = entries.filter(Q(created_at__lt=after.created_at) | Q(created_at=after.created_at,
-                                                                          seq__lt=after.seq))
+        # (created_at, seq) < (T, S), written so that `created_at <= T` bounds the index scan on its own.
+        entries = entries.filter(Q(created_at__lte=after.created_at),
+                                 Q(created_at__lt=after.created_at) | Q(seq__lt=after.seq))
     rows = list(entries.select_related("charge")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]

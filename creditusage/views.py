@@ -95,8 +95,7 @@ def agency_usage_details(request: HttpRequest, subaccount_id: int) -> HttpRespon
 
 @agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
 def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
-    choices = list(subaccounts_for_agency_staff(user=_user(request)).values_list("pk", "name"))
-    form = DashboardFilterForm(request.GET or None, subaccount_choices=choices)
+    form = DashboardFilterForm(request.GET or None, subaccounts=subaccounts_for_agency_staff(user=_user(request)))
     if request.GET and not form.is_valid():
         return render(request, "creditusage/dashboard.html", {"form": form}, status=400)
     data = form.cleaned_data if form.is_bound else {}
@@ -116,6 +115,7 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
                                     "previous_month_revenue", "revenue_change_percent"], rows=rows)
     query = request.GET.copy()
     query.pop("format", None)
+    form.offer([(row.subaccount_id, row.name) for row in dashboard.per_subaccount])
     chart = daily_stacked_svg(days=dashboard.daily, start=dashboard.month_start, end=dashboard.month_end,
                               title="Rebilled usage per day")
     return render(request, "creditusage/dashboard.html", {
@@ -129,7 +129,7 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
 def reconciliation_export(request: HttpRequest) -> HttpResponseBase:
     """Every wallet entry of the agency for a month (default: last month), to reconcile with the Stripe payouts
     and the provider's bill."""
-    form = DashboardFilterForm(request.GET or None, subaccount_choices=[])
+    form = DashboardFilterForm(request.GET or None, subaccounts=SubAccount.objects.none())
     if request.GET and not form.is_valid():
         return HttpResponse("Give the month as YYYY-MM.", status=400, content_type="text/plain")
     today = timezone.now().date()

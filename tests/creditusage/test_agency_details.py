@@ -134,6 +134,13 @@ def test_dashboard_figures_equal_the_ledger_and_stay_in_the_agency(world, connec
         only = rebilling_dashboard(month=timezone.now().date(), subaccount_ids=[second.pk], product=Product.CALLS)
         calls = ledger(second, "product = 'calls'")
     assert only.total.revenue == calls["revenue"] and [r.subaccount_id for r in only.per_subaccount] == [second.pk]
+    # the same filter through the page; an unknown sub-account or a bad month is refused
+    html = browser.get(f"/agency/settings/billing/details/?subaccount={second.pk}&product=calls").content.decode()
+    assert f'data-testid="revenue">${calls["revenue"]:.2f}<' in html
+    assert f'<option value="{second.pk}" selected>' in html
+    for bad in ("subaccount=99999", "subaccount=x", "month=2026-13", "product=fax"):
+        response = browser.get(f"/agency/settings/billing/details/?{bad}")
+        assert response.status_code == 400 and 'class="errorlist' in response.content.decode(), bad
     # agency staff who are not admins, and clients, never see it
     assert client_for(world.a, world.a.agency_user).get("/agency/settings/billing/details/").status_code == 404
     assert client_for(world.a, world.a.account_admins[0]).get("/agency/settings/billing/details/").status_code == 404

@@ -3,7 +3,7 @@ caller's agency schema; the client's rows never carry the agency's cost or multi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -295,6 +295,14 @@ def _figures(rows: dict[str, Decimal | None]) -> Figures:
     return Figures(revenue=rows.get("revenue") or ZERO, cost=rows.get("cost") or ZERO)
 
 
+def _sum_figures(figures: Iterable[Figures]) -> Figures:
+    revenue = cost = ZERO
+    for one in figures:
+        revenue += one.revenue
+        cost += one.cost
+    return Figures(revenue=revenue, cost=cost)
+
+
 def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None, product: str = "",
                         top: int | None = 50) -> Dashboard:
     """Revenue (rebilled usage), cost, profit and margin for a month (by usage day), from the monthly rollups:
@@ -303,11 +311,12 @@ def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None,
     previous_start, _ = month_bounds(start - timedelta(days=1))
     current = _rollups(month=start, subaccount_ids=subaccount_ids, product=product)
     previous = _rollups(month=previous_start, subaccount_ids=subaccount_ids, product=product)
-    total = _figures(current.aggregate(revenue=Sum("revenue"), cost=Sum("cost")))
-    previous_total = _figures(previous.aggregate(revenue=Sum("revenue"), cost=Sum("cost")))
     labels = dict(Product.choices)
     per_product = [(labels.get(row["product"], row["product"]), _figures(row)) for row in
                    current.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")).order_by("product")]
+    total = _sum_figures(figures for _, figures in per_product)
+    previous_total = _sum_figures(_figures(row) for row in
+                                  previous.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")))
     by_subaccount = current.values("subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost")).order_by(
         "-revenue", "subaccount_id")
     if top is not None:

@@ -129,13 +129,15 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
                 FROM subaccounts_subaccount s, generate_series(0, 59) d, unnest(ARRAY['sms','calls','mms']) p
                 WHERE s.id <> %s""", [big.pk])
             cursor.execute("""
-                TRUNCATE creditusage_usagemonthrollup, creditusage_agencydayrollup;
+                TRUNCATE creditusage_usagemonthrollup, creditusage_agencydayrollup, creditusage_subaccountmonthtotal;
                 INSERT INTO creditusage_usagemonthrollup (subaccount_id, month, product, units, cost, revenue, entries)
                 SELECT subaccount_id, date_trunc('month', day)::date, product, sum(units), sum(cost), sum(revenue),
                        sum(entries)
                 FROM creditusage_usagerollup GROUP BY 1, 2, 3;
                 INSERT INTO creditusage_agencydayrollup (day, product, cost, revenue)
-                SELECT day, product, sum(cost), sum(revenue) FROM creditusage_usagerollup GROUP BY 1, 2""")
+                SELECT day, product, sum(cost), sum(revenue) FROM creditusage_usagerollup GROUP BY 1, 2;
+                INSERT INTO creditusage_subaccountmonthtotal (subaccount_id, month, cost, revenue)
+                SELECT subaccount_id, month, sum(cost), sum(revenue) FROM creditusage_usagemonthrollup GROUP BY 1, 2""")
             cursor.execute("ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()
@@ -170,6 +172,14 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
             browser.get(url)
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        from django.db import reset_queries
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            browser.get(url)
+        for query in sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:8]:
+            print(f"{float(query['time']) * 1000:7.1f} ms  {query['sql'][:200]}")
+        reset_queries()
     print(f"\nserver time over {runs} runs each:")
     for name, (browser, url) in pages.items():
         assert browser.get(url).status_code == 200, url

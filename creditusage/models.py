@@ -128,3 +128,20 @@ class AgencyDayRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.product}: {self.revenue}"
+
+
+class SubAccountMonthTotal(models.Model):
+    """UsageMonthRollup summed over products: the dashboard's top sub-accounts of a month come off its index."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount"], name="one_month_total")]
+        indexes = [models.Index("month", models.F("revenue").desc(), "subaccount", name="month_top_revenue")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m}: {self.revenue}"

@@ -3,7 +3,7 @@ caller's agency schema; the client's rows never carry the agency's cost or multi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -13,7 +13,14 @@ from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from agencies.plans import Product
-from creditusage.models import AgencyDayRollup, LedgerDayTotal, SpendAlert, UsageMonthRollup, UsageRollup
+from creditusage.models import (
+    AgencyDayRollup,
+    LedgerDayTotal,
+    SpendAlert,
+    SubAccountMonthTotal,
+    UsageMonthRollup,
+    UsageRollup,
+)
 from subaccounts.models import SubAccount
 from wallets.models import Wallet, WalletEntry
 
@@ -291,8 +298,15 @@ def _rollups(*, month: date, subaccount_ids: list[int] | None, product: str) -> 
     return rollups.order_by()
 
 
-def _figures(rows: dict[str, Decimal | None]) -> Figures:
+def _figures(rows: Mapping[str, Any]) -> Figures:
     return Figures(revenue=rows.get("revenue") or ZERO, cost=rows.get("cost") or ZERO)
+
+
+def _agency_month(*, start: date, end: date, product: str) -> list[dict[str, Any]]:
+    rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
+    if product:
+        rows = rows.filter(product=product)
+    return list(rows.order_by().values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")))
 
 
 def _sum_figures(figures: Iterable[Figures]) -> Figures:
@@ -312,16 +326,29 @@ def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None,
     current = _rollups(month=start, subaccount_ids=subaccount_ids, product=product)
     previous = _rollups(month=previous_start, subaccount_ids=subaccount_ids, product=product)
     labels = dict(Product.choices)
-    per_product = [(labels.get(row["product"], row["product"]), _figures(row)) for row in
-                   current.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")).order_by("product")]
+    by_product: Iterable[Mapping[str, Any]]
+    previous_by_product: Iterable[Mapping[str, Any]]
+    if subaccount_ids:
+        by_product = current.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+        previous_by_product = previous.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+    else:  # the agency-wide daily rollup: ~150 rows a month, whatever the number of sub-accounts
+        by_product = _agency_month(start=start, end=end, product=product)
+        previous_by_product = _agency_month(start=previous_start, end=start - timedelta(days=1), product=product)
+    per_product = [(labels.get(row["product"], row["product"]), _figures(row))
+                   for row in sorted(by_product, key=lambda row: row["product"])]
     total = _sum_figures(figures for _, figures in per_product)
-    previous_total = _sum_figures(_figures(row) for row in
-                                  previous.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")))
-    by_subaccount = current.values("subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost")).order_by(
-        "-revenue", "subaccount_id")
+    previous_total = _sum_figures(_figures(row) for row in previous_by_product)
+    top_rows: QuerySet[Any]
+    if product:
+        top_rows = current.values("subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+    else:  # one row per sub-account and month, read in revenue order off its index
+        top_rows = SubAccountMonthTotal.objects.filter(month=start).values("subaccount_id", "revenue", "cost")
+        if subaccount_ids:
+            top_rows = top_rows.filter(subaccount_id__in=subaccount_ids)
+    top_rows = top_rows.order_by("-revenue", "subaccount_id")
     if top is not None:
-        by_subaccount = by_subaccount[:top]
-    rows = list(by_subaccount)
+        top_rows = top_rows[:top]
+    rows = list(top_rows)
     ids = [row["subaccount_id"] for row in rows]
     before = {row["subaccount_id"]: _figures(row) for row in previous.filter(subaccount_id__in=ids).values(
         "subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))}

@@ -17,6 +17,7 @@ from creditusage.models import (
     LedgerDayTotal,
     SpendAlert,
     SpendAlertPolicy,
+    SubAccountMonthTotal,
     UsageMonthRollup,
     UsageRollup,
 )
@@ -50,6 +51,11 @@ WITH new AS (
     ON CONFLICT (month, subaccount_id, product) DO UPDATE SET
         units = m.units + EXCLUDED.units, cost = m.cost + EXCLUDED.cost, revenue = m.revenue + EXCLUDED.revenue,
         entries = m.entries + EXCLUDED.entries
+), month_total AS (
+    INSERT INTO {SubAccountMonthTotal._meta.db_table} AS t (subaccount_id, month, cost, revenue)
+    SELECT subaccount_id, date_trunc('month', day)::date, sum(cost), sum(revenue) FROM new GROUP BY 1, 2
+    ON CONFLICT (month, subaccount_id) DO UPDATE SET
+        cost = t.cost + EXCLUDED.cost, revenue = t.revenue + EXCLUDED.revenue
 )
 -- Shared by every sub-account of the agency: rows taken in (day, product) order, so writers queue, never deadlock.
 INSERT INTO {AgencyDayRollup._meta.db_table} AS a (day, product, cost, revenue)

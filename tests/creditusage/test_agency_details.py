@@ -10,7 +10,13 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import Product
-from creditusage.models import AgencyDayRollup, LedgerDayTotal, UsageMonthRollup, UsageRollup
+from creditusage.models import (
+    AgencyDayRollup,
+    LedgerDayTotal,
+    SubAccountMonthTotal,
+    UsageMonthRollup,
+    UsageRollup,
+)
 from creditusage.selectors import rebilling_dashboard
 from tests.billing.fixtures import ACCT_A
 from tests.conftest import client_for
@@ -99,7 +105,13 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
         summed_months[key] = (u + units, c + cost, r + revenue, n + entries)
         c, r = summed_days.get((day, product), (0, 0))
         summed_days[(day, product)] = (c + cost, r + revenue)
-    assert months == summed_months and agency_days == summed_days
+    with tenant_context(world.a.agency):
+        month_totals = {(r.subaccount_id, r.month): (r.cost, r.revenue) for r in SubAccountMonthTotal.objects.all()}
+    summed_totals: dict = {}
+    for (subaccount_id, month, _), (_, cost, revenue, _) in summed_months.items():
+        c, r = summed_totals.get((subaccount_id, month), (0, 0))
+        summed_totals[(subaccount_id, month)] = (c + cost, r + revenue)
+    assert months == summed_months and agency_days == summed_days and month_totals == summed_totals
     assert any(row[3] > 0 for row in day_totals)
     assert day_totals == [tuple(row) for row in from_ledger]
 

@@ -70,4 +70,4 @@ def truncate_wallets() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE wallets_walletentry, wallets_charge, wallets_wallet, creditusage_ledgerdaytotal,"
                        " creditusage_usagerollup, creditusage_usagemonthrollup, creditusage_agencydayrollup,"
-                       " creditusage_spendalert")
+                       " creditusage_subaccountmonthtotal, creditusage_spendalert")

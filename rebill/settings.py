@@ -58,6 +58,7 @@ TENANT_APPS = [
     "phone",
     "rebilling",
     "wallets",
+    "creditusage",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -265,6 +266,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agencies.tasks.fan_out_to_agencies",
         "schedule": crontab(minute=23, hour=5),
         "args": ["wallets.tasks.wallet_audit_agency"],
+    },
+    "spend-alerts": {  # reads the rollups only; at most one alert per sub-account and day
+        "task": "agencies.tasks.fan_out_to_agencies",
+        "schedule": timedelta(minutes=15),
+        "args": ["creditusage.tasks.spend_alerts_check_agency"],
+        "options": {"expires": 15 * 60},
     },
 }
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("phone.urls")),
     path("", include("billing.urls")),
     path("", include("wallets.urls")),
+    path("", include("creditusage.urls")),
     path("", include("rebilling.urls")),
     path("", include("stripe_connect.urls")),
 ]

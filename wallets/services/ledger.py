@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
+from creditusage.services import entry_rollups_add
 from rebill.tenancy import current_schema
 from subaccounts.models import SubAccount
 from wallets.locks import wallet_lock
@@ -39,6 +40,7 @@ def entry_append(*, wallet: Wallet, kind: str, amount: Decimal, **fields: Any) -
     entry = WalletEntry.objects.create(wallet=wallet, seq=_last_seq(wallet) + 1, kind=kind, amount=amount,
                                        balance_after=wallet.balance + amount, **fields)
     Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+    entry_rollups_add(wallet_id=wallet.pk, after_seq=entry.seq - 1)
     wallet.balance += amount
     return entry
 

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import date
+
+from django import forms
+from django.db.models import QuerySet
+
+from agencies.plans import Product
+from creditusage.models import SpendAlertPolicy
+from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter
+from subaccounts.models import SubAccount
+
+
+class EntryFilterForm(forms.Form):
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    direction = forms.ChoiceField(required=False, label="Credit/debit",
+                                  choices=[("", "All"), (CREDIT, "Credits"), (DEBIT, "Debits")])
+    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices])
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_after(self) -> Cursor | None:
+        text = self.cleaned_data.get("after") or ""
+        if not text:
+            return None
+        try:
+            return Cursor.decode(text)
+        except ValueError:
+            raise forms.ValidationError("This page link is not valid; start from the first page.") from None
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must be on or before the end date.")
+        return data
+
+    def entry_filter(self) -> EntryFilter:
+        data = self.cleaned_data
+        return EntryFilter(start=data.get("start"), end=data.get("end"), direction=data.get("direction") or "",
+                           product=data.get("product") or "")
+
+
+class SubAccountIdsField(forms.Field):
+    """Sub-account ids from a multiple select; which exist is checked by the form, for the ids sent only (an
+    agency may have 10,000 sub-accounts: they are never all loaded as choices)."""
+
+    widget = forms.SelectMultiple
+
+    def to_python(self, value: object) -> list[int]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        if not all(str(v).isdigit() for v in values) or len(values) > 100:
+            raise forms.ValidationError("Choose up to 100 sub-accounts from the list.")
+        return sorted({int(v) for v in values})
+
+
+class DashboardFilterForm(forms.Form):
+    month = forms.DateField(required=False, input_formats=["%Y-%m"], label="Month (YYYY-MM)")
+    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices])
+    subaccount = SubAccountIdsField(required=False, label="Sub-accounts")
+
+    def __init__(self, *args: object, subaccounts: QuerySet[SubAccount], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._subaccounts = subaccounts
+
+    def clean_subaccount(self) -> list[int]:
+        ids: list[int] = self.cleaned_data.get("subaccount") or []
+        if ids and self._subaccounts.filter(pk__in=ids).count() != len(ids):
+            raise forms.ValidationError("No such sub-account.")
+        return ids
+
+    def offer(self, choices: list[tuple[int, str]]) -> None:
+        """The options shown: the page's sub-accounts plus those already chosen."""
+        chosen = self.cleaned_data.get("subaccount") or [] if hasattr(self, "cleaned_data") else []
+        named = dict(choices)
+        missing = [pk for pk in chosen if pk not in named]
+        named.update(self._subaccounts.filter(pk__in=missing).values_list("pk", "name"))
+        self.fields["subaccount"].widget.choices = sorted(named.items(), key=lambda item: (item[1], item[0]))  # type: ignore[attr-defined]
+
+    def month_or(self, today: date) -> date:
+        return self.cleaned_data.get("month") or today.replace(day=1)
+
+
+class SpendAlertPolicyForm(forms.ModelForm):
+    class Meta:
+        model = SpendAlertPolicy
+        fields = ["enabled", "multiple", "floor", "auto_pause"]
+        labels = {"multiple": "Alert when a day's spend passes this many times its 30-day average",
+                  "floor": "…and this amount ($)", "auto_pause": "Pause the sub-account's phone usage on an alert"}

@@ -1,0 +1,147 @@
+"""Credit usage details (agency schema, DESIGN §8): daily rollups of rated usage, kept in the rating's own
+transaction so the agency dashboard never scans the ledger, and the spend alerts raised from them."""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from agencies.plans import Product
+from subaccounts.models import SubAccount
+
+
+class UsageRollup(models.Model):
+    """Σ of the usage entries of one sub-account for one usage day and product (wallets.WalletEntry)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day", "product"], name="one_rollup_per_day")]
+        indexes = [models.Index(fields=["day", "subaccount"], name="rollups_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day} {self.product}: {self.revenue}"
+
+
+class SpendAlertPolicy(models.Model):
+    """The agency's thresholds (one row per agency schema): alert when a day's spend passes
+    `multiple` × the trailing 30-day daily average *and* `floor`."""
+
+    singleton = models.BooleanField(default=True, unique=True)
+    enabled = models.BooleanField(default=True)
+    multiple = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("3.00"))
+    floor = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("25.00"))
+    auto_pause = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="spend_alert_multiple_above_one", condition=Q(multiple__gt=1)),
+            models.CheckConstraint(name="spend_alert_floor_not_negative", condition=Q(floor__gte=0)),
+            models.CheckConstraint(name="spend_alert_policy_singleton", condition=Q(singleton=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.multiple}x and ${self.floor}"
+
+
+class SpendAlert(models.Model):
+    """At most one per sub-account and day (the unique constraint makes a second run a no-op)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    spend = models.DecimalField(max_digits=18, decimal_places=6)
+    trailing_average = models.DecimalField(max_digits=18, decimal_places=6)
+    multiple = models.DecimalField(max_digits=8, decimal_places=2)
+    floor = models.DecimalField(max_digits=18, decimal_places=2)
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day"], name="one_spend_alert_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day}: {self.spend}"
+
+
+class LedgerDayTotal(models.Model):
+    """Σ of a wallet's entries per UTC day of `created_at`, product and sign (-1, 0, 1): the totals of any
+    See details filter (days, credit/debit, product) are read from here, never by summing the ledger."""
+
+    wallet = models.ForeignKey("wallets.Wallet", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, blank=True)
+    sign = models.SmallIntegerField()
+    entries = models.PositiveIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    usage_cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    usage_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["wallet", "day", "product", "sign"]
+        constraints = [models.UniqueConstraint(fields=["wallet", "day", "product", "sign"],
+                                               name="one_ledger_total_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.wallet_id} {self.day} {self.product or '-'} {self.sign:+}: {self.amount}"
+
+
+class UsageMonthRollup(models.Model):
+    """UsageRollup summed per calendar month: the dashboard's month reads ~3 rows per sub-account, not ~90."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()  # the 1st
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount", "product"],
+                                               name="one_month_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m} {self.product}: {self.revenue}"
+
+
+class AgencyDayRollup(models.Model):
+    """UsageRollup summed over every sub-account, per usage day and product (the dashboard's daily chart)."""
+
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["day", "product"]
+        constraints = [models.UniqueConstraint(fields=["day", "product"], name="one_agency_day_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.product}: {self.revenue}"
+
+
+class SubAccountMonthTotal(models.Model):
+    """UsageMonthRollup summed over products: the dashboard's top sub-accounts of a month come off its index."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount"], name="one_month_total")]
+        indexes = [models.Index("month", models.F("revenue").desc(), "subaccount", name="month_top_revenue")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m}: {self.revenue}"

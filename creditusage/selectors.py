@@ -1,0 +1,378 @@
+"""Reads for credit usage details. Every function takes an already-authorised wallet or works inside the
+caller's agency schema; the client's rows never carry the agency's cost or multiplier (see `Line`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import DecimalField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from agencies.plans import Product
+from creditusage.models import (
+    AgencyDayRollup,
+    LedgerDayTotal,
+    SpendAlert,
+    SubAccountMonthTotal,
+    UsageMonthRollup,
+    UsageRollup,
+)
+from subaccounts.models import SubAccount
+from wallets.models import Wallet, WalletEntry
+
+PAGE_SIZE = 50
+ZERO = Decimal(0)
+MICRO = Decimal("0.000001")
+CREDIT, DEBIT = "credit", "debit"
+_MONEY: DecimalField = DecimalField(max_digits=18, decimal_places=6)
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    start: date | None = None  # created on or after (UTC day)
+    end: date | None = None  # created on or before (UTC day), inclusive
+    direction: str = ""  # "", CREDIT or DEBIT
+    product: str = ""  # "" or a Product value
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the last row shown, by (created_at, seq) descending."""
+
+    created_at: datetime
+    seq: int
+
+    def encode(self) -> str:
+        return f"{int(self.created_at.timestamp() * 1_000_000)}-{self.seq}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """ValueError on anything but `<microseconds>-<seq>`."""
+        micros, _, seq = text.partition("-")
+        if not (micros.isdigit() and seq.isdigit()):
+            raise ValueError("bad cursor")
+        return cls(created_at=datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC).replace(
+            microsecond=int(micros) % 1_000_000), seq=int(seq))
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def wallet_of(*, subaccount: SubAccount) -> Wallet | None:
+    return Wallet.objects.filter(subaccount=subaccount).first()
+
+
+def wallet_entries_filtered(*, wallet: Wallet | None, entry_filter: EntryFilter) -> QuerySet[WalletEntry]:
+    """The wallet's entries the filter selects, newest first (created_at, then seq)."""
+    if wallet is None:
+        return WalletEntry.objects.none()
+    entries = WalletEntry.objects.filter(wallet=wallet)
+    if entry_filter.start is not None:
+        entries = entries.filter(created_at__gte=day_start(entry_filter.start))
+    if entry_filter.end is not None:
+        entries = entries.filter(created_at__lt=day_start(entry_filter.end + timedelta(days=1)))
+    if entry_filter.direction == CREDIT:
+        entries = entries.filter(amount__gt=0)
+    elif entry_filter.direction == DEBIT:
+        entries = entries.filter(amount__lt=0)
+    if entry_filter.product:
+        entries = entries.filter(product=entry_filter.product)
+    return entries.order_by("-created_at", "-seq")
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[WalletEntry]
+    next_cursor: Cursor | None
+
+
+def wallet_entries_page(*, entries: QuerySet[WalletEntry], after: Cursor | None,
+                        size: int = PAGE_SIZE) -> Page:
+    """One page by keyset (never OFFSET): as fast on page 10,000 as on page 1."""
+    if after is not None:
+        # (created_at, seq) < (T, S), written so that `created_at <= T` bounds the index scan on its own.
+        entries = entries.filter(Q(created_at__lte=after.created_at),
+                                 Q(created_at__lt=after.created_at) | Q(seq__lt=after.seq))
+    rows = list(entries.select_related("charge")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(entries=rows, next_cursor=Cursor(rows[-1].created_at, rows[-1].seq) if more and rows else None)
+
+
+@dataclass(frozen=True)
+class Totals:
+    count: int
+    credits: Decimal
+    debits: Decimal
+    cost: Decimal  # agency's cost of the usage lines (agency pages only)
+    usage_net_revenue: Decimal  # Σ client amounts of usage lines (debits less corrections)
+
+    @property
+    def net(self) -> Decimal:
+        return self.credits + self.debits
+
+    @property
+    def profit(self) -> Decimal:
+        return self.usage_net_revenue - self.cost
+
+
+def entry_totals(*, wallet: Wallet | None, entry_filter: EntryFilter) -> Totals:
+    """The filter's totals from the per-day ledger totals (a year is ~3,650 rows, whatever the ledger's size);
+    the filter's days, sign and product are exactly the rollup's keys, so they equal Σ of the filtered rows."""
+    if wallet is None:
+        return Totals(count=0, credits=ZERO, debits=ZERO, cost=ZERO, usage_net_revenue=ZERO)
+    rows = LedgerDayTotal.objects.filter(wallet=wallet)
+    if entry_filter.start is not None:
+        rows = rows.filter(day__gte=entry_filter.start)
+    if entry_filter.end is not None:
+        rows = rows.filter(day__lte=entry_filter.end)
+    if entry_filter.direction == CREDIT:
+        rows = rows.filter(sign=1)
+    elif entry_filter.direction == DEBIT:
+        rows = rows.filter(sign=-1)
+    if entry_filter.product:
+        rows = rows.filter(product=entry_filter.product)
+    sums = rows.order_by().aggregate(
+        count=Coalesce(Sum("entries"), Value(0)),
+        credits=Coalesce(Sum("amount", filter=Q(sign=1)), Value(ZERO), output_field=_MONEY),
+        debits=Coalesce(Sum("amount", filter=Q(sign=-1)), Value(ZERO), output_field=_MONEY),
+        cost=Coalesce(Sum("usage_cost"), Value(ZERO), output_field=_MONEY),
+        usage_net=Coalesce(Sum("usage_amount"), Value(ZERO), output_field=_MONEY),
+    )
+    return Totals(count=sums["count"], credits=sums["credits"], debits=sums["debits"], cost=sums["cost"],
+                  usage_net_revenue=sums["usage_net"])
+
+
+# --- what one line says -------------------------------------------------------------------------------------
+
+def entry_description(entry: WalletEntry) -> str:
+    if entry.usage_delta_id is not None:
+        return f"{entry.category} usage on {entry.day:%Y-%m-%d}" if entry.day else entry.category
+    return entry.note or entry.get_kind_display()
+
+
+def entry_reference(entry: WalletEntry) -> str:
+    if entry.charge_id is not None:
+        payment_intent = entry.charge.payment_intent_id if entry.charge else ""
+        return payment_intent or f"charge {entry.charge_id}"
+    if entry.usage_delta_id is not None:
+        return f"usage {entry.usage_delta_id}"
+    return f"entry {entry.seq}"
+
+
+def entry_client_unit_price(entry: WalletEntry) -> Decimal | None:
+    if entry.usage_delta_id is None or not entry.units_delta:
+        return None
+    return (-entry.amount / entry.units_delta).quantize(MICRO)
+
+
+def entry_profit(entry: WalletEntry) -> Decimal | None:
+    if entry.usage_delta_id is None or entry.cost_delta is None:
+        return None
+    return -entry.amount - entry.cost_delta
+
+
+@dataclass(frozen=True)
+class Line:
+    """One transaction as a client may see it (no cost, no multiplier)."""
+
+    created_at: datetime
+    kind: str
+    product: str
+    description: str
+    units: Decimal | None
+    unit_price: Decimal | None
+    amount: Decimal
+    balance_after: Decimal
+    reference: str
+
+
+@dataclass(frozen=True)
+class AgencyLine(Line):
+    cost: Decimal | None
+    multiplier: Decimal | None
+    profit: Decimal | None
+
+
+def client_line(entry: WalletEntry) -> Line:
+    return Line(created_at=entry.created_at, kind=entry.get_kind_display(),
+                product=entry.get_product_display() if entry.product else "",
+                description=entry_description(entry), units=entry.units_delta,
+                unit_price=entry_client_unit_price(entry), amount=entry.amount, balance_after=entry.balance_after,
+                reference=entry_reference(entry))
+
+
+def agency_line(entry: WalletEntry) -> AgencyLine:
+    base = client_line(entry)
+    return AgencyLine(**base.__dict__, cost=entry.cost_delta, multiplier=entry.multiplier,
+                      profit=entry_profit(entry))
+
+
+def lines_iter(*, entries: QuerySet[WalletEntry], for_agency: bool) -> Iterator[Line]:
+    """Every line of the filter, streamed from the database in chunks (a year of a busy client included)."""
+    make = agency_line if for_agency else client_line
+    for entry in entries.select_related("charge").iterator(chunk_size=2000):
+        yield make(entry)
+
+
+# --- daily chart (from the rollups: no ledger scan) ---------------------------------------------------------
+
+def daily_usage_by_product(*, subaccount_ids: list[int] | None, start: date, end: date,
+                           product: str = "") -> dict[date, dict[str, Decimal]]:
+    """Σ rebilled usage (client amounts) per usage day and product; `None` means every sub-account (read from
+    the agency-wide rollup, so 10,000 sub-accounts cost the same as one)."""
+    rollups: QuerySet[Any]
+    if subaccount_ids is None:
+        rollups = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
+    else:
+        rollups = UsageRollup.objects.filter(day__gte=start, day__lte=end, subaccount_id__in=subaccount_ids)
+    if product:
+        rollups = rollups.filter(product=product)
+    days: dict[date, dict[str, Decimal]] = {}
+    for row in rollups.values("day", "product").annotate(revenue=Sum("revenue")).order_by("day", "product"):
+        days.setdefault(row["day"], {})[row["product"]] = row["revenue"]
+    return days
+
+
+# --- the agency's rebilling dashboard ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Figures:
+    revenue: Decimal
+    cost: Decimal
+
+    @property
+    def profit(self) -> Decimal:
+        return self.revenue - self.cost
+
+    @property
+    def margin(self) -> Decimal | None:
+        """Profit as a percentage of revenue (None when nothing was rebilled)."""
+        return (self.profit * 100 / self.revenue).quantize(Decimal("0.01")) if self.revenue else None
+
+
+@dataclass(frozen=True)
+class SubAccountFigures:
+    subaccount_id: int
+    name: str
+    current: Figures
+    previous: Figures
+
+    @property
+    def revenue_change(self) -> Decimal | None:
+        """Month-over-month change of revenue, in percent (None without a previous month)."""
+        if not self.previous.revenue:
+            return None
+        return ((self.current.revenue - self.previous.revenue) * 100 / self.previous.revenue).quantize(
+            Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    month_start: date
+    month_end: date
+    total: Figures
+    previous_total: Figures
+    per_product: list[tuple[str, Figures]]
+    per_subaccount: list[SubAccountFigures]
+    daily: dict[date, dict[str, Decimal]]
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    start = month.replace(day=1)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start, following - timedelta(days=1)
+
+
+def _rollups(*, month: date, subaccount_ids: list[int] | None, product: str) -> QuerySet[UsageMonthRollup]:
+    rollups = UsageMonthRollup.objects.filter(month=month)
+    if subaccount_ids:
+        rollups = rollups.filter(subaccount_id__in=subaccount_ids)
+    if product:
+        rollups = rollups.filter(product=product)
+    return rollups.order_by()
+
+
+def _figures(rows: Mapping[str, Any]) -> Figures:
+    return Figures(revenue=rows.get("revenue") or ZERO, cost=rows.get("cost") or ZERO)
+
+
+def _agency_month(*, start: date, end: date, product: str) -> list[dict[str, Any]]:
+    rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
+    if product:
+        rows = rows.filter(product=product)
+    return list(rows.order_by().values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")))
+
+
+def _sum_figures(figures: Iterable[Figures]) -> Figures:
+    revenue = cost = ZERO
+    for one in figures:
+        revenue += one.revenue
+        cost += one.cost
+    return Figures(revenue=revenue, cost=cost)
+
+
+def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None, product: str = "",
+                        top: int | None = 50) -> Dashboard:
+    """Revenue (rebilled usage), cost, profit and margin for a month (by usage day), from the monthly rollups:
+    ~3 rows per sub-account, never the ledger."""
+    start, end = month_bounds(month)
+    previous_start, _ = month_bounds(start - timedelta(days=1))
+    current = _rollups(month=start, subaccount_ids=subaccount_ids, product=product)
+    previous = _rollups(month=previous_start, subaccount_ids=subaccount_ids, product=product)
+    labels = dict(Product.choices)
+    by_product: Iterable[Mapping[str, Any]]
+    previous_by_product: Iterable[Mapping[str, Any]]
+    if subaccount_ids:
+        by_product = current.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+        previous_by_product = previous.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+    else:  # the agency-wide daily rollup: ~150 rows a month, whatever the number of sub-accounts
+        by_product = _agency_month(start=start, end=end, product=product)
+        previous_by_product = _agency_month(start=previous_start, end=start - timedelta(days=1), product=product)
+    per_product = [(labels.get(row["product"], row["product"]), _figures(row))
+                   for row in sorted(by_product, key=lambda row: row["product"])]
+    total = _sum_figures(figures for _, figures in per_product)
+    previous_total = _sum_figures(_figures(row) for row in previous_by_product)
+    top_rows: QuerySet[Any]
+    if product:
+        top_rows = current.values("subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
+    else:  # one row per sub-account and month, read in revenue order off its index
+        top_rows = SubAccountMonthTotal.objects.filter(month=start).values("subaccount_id", "revenue", "cost")
+        if subaccount_ids:
+            top_rows = top_rows.filter(subaccount_id__in=subaccount_ids)
+    top_rows = top_rows.order_by("-revenue", "subaccount_id")
+    if top is not None:
+        top_rows = top_rows[:top]
+    rows = list(top_rows)
+    ids = [row["subaccount_id"] for row in rows]
+    before = {row["subaccount_id"]: _figures(row) for row in previous.filter(subaccount_id__in=ids).values(
+        "subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))}
+    names = dict(SubAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
+    per_subaccount = [SubAccountFigures(subaccount_id=row["subaccount_id"], name=names.get(row["subaccount_id"], ""),
+                                        current=_figures(row),
+                                        previous=before.get(row["subaccount_id"], Figures(ZERO, ZERO)))
+                      for row in rows]
+    return Dashboard(month_start=start, month_end=end, total=total, previous_total=previous_total,
+                     per_product=per_product, per_subaccount=per_subaccount,
+                     daily=daily_usage_by_product(subaccount_ids=subaccount_ids or None, start=start, end=end,
+                                                  product=product))
+
+
+# --- the reconciliation export --------------------------------------------------------------------------------
+
+def reconciliation_entries(*, start: date, end: date) -> QuerySet[WalletEntry]:
+    """Every wallet entry of this agency created in [start, end] (UTC days), in ledger order."""
+    return (WalletEntry.objects.filter(created_at__gte=day_start(start),
+                                       created_at__lt=day_start(end + timedelta(days=1)))
+            .select_related("wallet__subaccount", "charge").order_by("wallet_id", "seq"))
+
+
+def spend_alerts_recent(*, days: int = 7, today: date) -> QuerySet[SpendAlert]:
+    return SpendAlert.objects.filter(day__gte=today - timedelta(days=days)).order_by("-day", "-pk")
+
+

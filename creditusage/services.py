@@ -1,0 +1,176 @@
+"""Writes for credit usage details: the rollups (called by the rating, inside its transaction) and spend alerts."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+
+from agencies.plans import PhoneProvider
+from creditusage.models import (
+    AgencyDayRollup,
+    LedgerDayTotal,
+    SpendAlert,
+    SpendAlertPolicy,
+    SubAccountMonthTotal,
+    UsageMonthRollup,
+    UsageRollup,
+)
+from people.models import User
+from phone.models import SubAccountProvider
+from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
+from phone.usage_client import set_account_status
+from rebill.mail import email_send
+from subaccounts.models import SubAccount
+from wallets.models import Wallet, WalletEntry
+
+logger = logging.getLogger(__name__)
+
+_ROLLUP_SQL = f"""
+WITH new AS (
+    SELECT w.subaccount_id, e.day, e.product, sum(e.units_delta) AS units, sum(e.cost_delta) AS cost,
+           sum(-e.amount) AS revenue, count(*) AS entries
+    FROM {WalletEntry._meta.db_table} e JOIN {Wallet._meta.db_table} w ON w.id = e.wallet_id
+    WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s AND e.usage_delta_id IS NOT NULL
+    GROUP BY w.subaccount_id, e.day, e.product
+), by_day AS (
+    INSERT INTO {UsageRollup._meta.db_table} AS r (subaccount_id, day, product, units, cost, revenue, entries)
+    SELECT subaccount_id, day, product, units, cost, revenue, entries FROM new
+    ON CONFLICT (subaccount_id, day, product) DO UPDATE SET
+        units = r.units + EXCLUDED.units, cost = r.cost + EXCLUDED.cost, revenue = r.revenue + EXCLUDED.revenue,
+        entries = r.entries + EXCLUDED.entries
+), by_month AS (
+    INSERT INTO {UsageMonthRollup._meta.db_table} AS m (subaccount_id, month, product, units, cost, revenue, entries)
+    SELECT subaccount_id, date_trunc('month', day)::date, product, sum(units), sum(cost), sum(revenue), sum(entries)
+    FROM new GROUP BY 1, 2, 3
+    ON CONFLICT (month, subaccount_id, product) DO UPDATE SET
+        units = m.units + EXCLUDED.units, cost = m.cost + EXCLUDED.cost, revenue = m.revenue + EXCLUDED.revenue,
+        entries = m.entries + EXCLUDED.entries
+), month_total AS (
+    INSERT INTO {SubAccountMonthTotal._meta.db_table} AS t (subaccount_id, month, cost, revenue)
+    SELECT subaccount_id, date_trunc('month', day)::date, sum(cost), sum(revenue) FROM new GROUP BY 1, 2
+    ON CONFLICT (month, subaccount_id) DO UPDATE SET
+        cost = t.cost + EXCLUDED.cost, revenue = t.revenue + EXCLUDED.revenue
+)
+-- Shared by every sub-account of the agency: rows taken in (day, product) order, so writers queue, never deadlock.
+INSERT INTO {AgencyDayRollup._meta.db_table} AS a (day, product, cost, revenue)
+SELECT day, product, sum(cost), sum(revenue) FROM new GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (day, product) DO UPDATE SET cost = a.cost + EXCLUDED.cost, revenue = a.revenue + EXCLUDED.revenue
+"""  # noqa: S608 — only our own table names are formatted in
+
+_DAY_TOTALS_SQL = f"""
+INSERT INTO {LedgerDayTotal._meta.db_table} AS t
+    (wallet_id, day, product, sign, entries, amount, usage_cost, usage_amount)
+SELECT e.wallet_id, (e.created_at AT TIME ZONE 'UTC')::date, e.product, sign(e.amount)::smallint, count(*),
+       sum(e.amount), coalesce(sum(e.cost_delta) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0),
+       coalesce(sum(-e.amount) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0)
+FROM {WalletEntry._meta.db_table} e
+WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (wallet_id, day, product, sign) DO UPDATE SET
+    entries = t.entries + EXCLUDED.entries, amount = t.amount + EXCLUDED.amount,
+    usage_cost = t.usage_cost + EXCLUDED.usage_cost, usage_amount = t.usage_amount + EXCLUDED.usage_amount
+"""  # noqa: S608 — only our own table names are formatted in
+
+
+def entry_rollups_add(*, wallet_id: int, after_seq: int) -> None:
+    """Fold the entries appended after `after_seq` into the rollups (usage per usage day and product; every entry
+    per created day, product and sign). Called by every writer of the ledger, in the transaction that appended
+    them, with the wallet locked: the lock orders the writers, so no entry is counted twice or missed."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("entry_rollups_add needs the appending transaction (and its wallet lock)")
+    params = {"wallet_id": wallet_id, "after_seq": after_seq}
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLLUP_SQL, params)
+        cursor.execute(_DAY_TOTALS_SQL, params)
+
+
+# --- spend alerts (guard against SMS pumping and toll fraud) ---------------------------------------------------
+
+TRAILING_DAYS = 30
+
+
+def spend_alert_policy() -> SpendAlertPolicy:
+    policy, _ = SpendAlertPolicy.objects.get_or_create(singleton=True)
+    return policy
+
+
+@transaction.atomic
+def spend_alert_policy_update(*, enabled: bool, multiple: Decimal, floor: Decimal, auto_pause: bool,
+                              by: User) -> SpendAlertPolicy:
+    if multiple <= 1:
+        raise ValidationError("The multiple must be above 1.")
+    if floor < 0:
+        raise ValidationError("The floor cannot be negative.")
+    policy = SpendAlertPolicy.objects.select_for_update().get(pk=spend_alert_policy().pk)
+    policy.enabled, policy.multiple, policy.floor, policy.auto_pause = enabled, multiple, floor, auto_pause
+    policy.save()
+    logger.info("Spend alert policy set by %s: %s, auto-pause %s", by.email, policy, auto_pause)
+    return policy
+
+
+def spend_alerts_check(*, day: date) -> list[SpendAlert]:
+    """Raise today's alerts: a sub-account whose rebilled spend on `day` (usage day, from the rollups) passes
+    `multiple` × its average over the 30 days before and the floor. Once per sub-account and day (unique)."""
+    policy = spend_alert_policy()
+    if not policy.enabled:
+        return []
+    spend_on_day = Sum("revenue", filter=Q(day=day))
+    before = Sum("revenue", filter=Q(day__lt=day))
+    rows = (UsageRollup.objects.filter(day__gte=day - timedelta(days=TRAILING_DAYS), day__lte=day).order_by()
+            .values("subaccount_id").annotate(spend=spend_on_day, before=before).filter(spend__gt=policy.floor))
+    raised = []
+    for row in rows:
+        average = ((row["before"] or Decimal(0)) / TRAILING_DAYS).quantize(Decimal("0.000001"))
+        if row["spend"] <= policy.multiple * average:
+            continue
+        alert = _spend_alert_raise(subaccount_id=row["subaccount_id"], day=day, spend=row["spend"],
+                                   average=average, policy=policy)
+        if alert is not None:
+            raised.append(alert)
+    return raised
+
+
+@transaction.atomic
+def _spend_alert_raise(*, subaccount_id: int, day: date, spend: Decimal, average: Decimal,
+                       policy: SpendAlertPolicy) -> SpendAlert | None:
+    alert, created = SpendAlert.objects.get_or_create(
+        subaccount_id=subaccount_id, day=day,
+        defaults={"spend": spend, "trailing_average": average, "multiple": policy.multiple, "floor": policy.floor,
+                  "paused": policy.auto_pause})
+    if not created:
+        return None
+    subaccount = SubAccount.objects.get(pk=subaccount_id)
+    admins = list(User.objects.filter(role=User.Role.AGENCY_ADMIN, is_active=True).values_list("email", flat=True))
+    body = (f"{subaccount.name} spent ${spend:.2f} on phone usage on {day:%Y-%m-%d}, more than "
+            f"{policy.multiple}x its 30-day daily average (${average:.2f}) and above ${policy.floor:.2f}.\n"
+            "This can be SMS pumping or toll fraud: check the sub-account's usage details.\n")
+    if policy.auto_pause:
+        body += "Its phone usage has been paused automatically, as your settings ask.\n"
+    if admins:
+        transaction.on_commit(partial(email_send, subject=f"Unusual phone spend: {subaccount.name}", body=body,
+                                      to=admins))
+    if policy.auto_pause:
+        from creditusage.tasks import spend_alert_pause
+
+        transaction.on_commit(partial(spend_alert_pause.delay, alert.pk))
+    return alert
+
+
+def spend_alert_pause_apply(*, alert_id: int) -> str:
+    """Suspend the sub-account's LC Phone subaccount at the provider (the platform's master account owns it).
+    An agency's own Twilio account is left alone, as the wallet's suspension does."""
+    alert = SpendAlert.objects.get(pk=alert_id)
+    provider = SubAccountProvider.objects.filter(subaccount_id=alert.subaccount_id).first()
+    if provider is None or provider.provider != PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
+        return "skipped"
+    master = master_access()
+    set_account_status(account_sid=provider.lc_phone_account_sid, status="suspended", auth_sid=master.auth_sid,
+                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                       retry=twilio_retry())
+    return "suspended"

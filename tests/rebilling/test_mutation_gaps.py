@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from agencies.plans import NextAction, Plan, Product, RebillingState, plan_change_rules
@@ -356,9 +358,9 @@ def test_bulk_reports_each_subaccount_in_the_order_given(world, ready):
         outcomes = rebilling_bulk(subaccount_ids=[ready.pk], operation="set_multipliers", by=world.a.admin,
                                   multipliers={"sms": Decimal("1.5")})
         assert [(o.applied, o.message) for o in outcomes] == [(True, "Multipliers set.")]
-        assert [(o.applied, o.message) for o in rebilling_bulk(
+        assert [(o.subaccount_id, o.name, o.applied, o.message) for o in rebilling_bulk(
             subaccount_ids=[ready.pk], operation="set_multipliers", by=world.a.admin)] == [
-            (False, "Enter at least one multiplier.")]
+            (ready.pk, "Ready client", False, "Enter at least one multiplier.")]
         assert [(o.applied, o.message) for o in rebilling_bulk(
             subaccount_ids=[ready.pk], operation="delete", by=world.a.admin)] == [(False, "Unknown action 'delete'.")]
         bad = rebilling_bulk(subaccount_ids=[ready.pk], operation="set_multipliers", by=world.a.admin,
@@ -419,3 +421,23 @@ def test_plan_rules_apply_to_pro_changes_nothing(world, ready):
         assert plan_rules_apply(rules=plan_change_rules(old_plan="pro", new_plan="pro"), actor="staff") == []
         assert rebilling_is_switched_on(subaccount=ready) and MultiplierOverride.objects.exists()
         assert AuditEntry.objects.count() == count
+
+
+def test_plan_rules_apply_reads_names_in_the_same_queries_and_audits_in_subaccount_order(world, ready):
+    with tenant_context(world.a.agency):
+        # given overrides whose product order is the reverse of their sub-accounts' order
+        first, second, third = ready, make_subaccount(TWILIO, name="Second"), make_subaccount(READY, name="Third")
+        for subaccount, product in ((first, "sms"), (second, "other"), (third, "calls")):
+            multipliers_set(subaccount=subaccount, multipliers={product: Decimal("2")}, by=world.a.admin)
+            rebilling_switch_on(subaccount=subaccount, by=world.a.admin)
+
+        with CaptureQueriesContext(connection) as queries:
+            effects = plan_rules_apply(rules=plan_change_rules(old_plan="pro", new_plan="starter"), actor="staff")
+
+        # then one audit row per sub-account, in sub-account order, and no sub-account was read row by row
+        assert [e.name for e in effects] == ["Ready client", "Second", "Third"]
+        applied = AuditEntry.objects.filter(action=AuditEntry.Action.PLAN_RULES_APPLIED).order_by("pk")
+        assert [entry.subaccount_id for entry in applied] == [first.pk, second.pk, third.pk]
+        lazy = [q["sql"] for q in queries.captured_queries
+                if q["sql"].startswith('SELECT "subaccounts_subaccount"') and "LIMIT 21" in q["sql"]]
+        assert lazy == []

@@ -441,3 +441,15 @@ def test_plan_rules_apply_reads_names_in_the_same_queries_and_audits_in_subaccou
         lazy = [q["sql"] for q in queries.captured_queries
                 if q["sql"].startswith('SELECT "subaccounts_subaccount"') and "LIMIT 21" in q["sql"]]
         assert lazy == []
+
+
+def test_plan_rules_apply_lists_subaccounts_by_name_ignoring_case(world, ready):
+    with tenant_context(world.a.agency):
+        # given, in order of creation: "Zed", "ab_c", "abc" (by case-folded name: "ab_c", "abc", "zed")
+        for name in ("Zed", "ab_c", "abc"):
+            multipliers_set(subaccount=make_subaccount(READY, name=name), multipliers={"sms": Decimal("2")},
+                            by=world.a.admin)
+
+        effects = plan_rules_apply(rules=plan_change_rules(old_plan="pro", new_plan="freelancer"), actor="staff")
+
+        assert [e.name for e in effects] == ["ab_c", "abc", "Zed"]

@@ -453,3 +453,13 @@ def test_plan_rules_apply_lists_subaccounts_by_name_ignoring_case(world, ready):
         effects = plan_rules_apply(rules=plan_change_rules(old_plan="pro", new_plan="freelancer"), actor="staff")
 
         assert [e.name for e in effects] == ["ab_c", "abc", "Zed"]
+
+
+def test_the_resell_section_before_any_setting_is_saved_shows_the_overrides(world, ready):
+    with tenant_context(world.a.agency):
+        MultiplierOverride.objects.create(subaccount=ready, product="sms", multiplier=Decimal("2.5"))
+        section = resell_section(subaccount=ready)
+        assert section.settings.pk is None and section.settings.subaccount == ready
+        assert section.settings.auto_recharge_amount == Decimal("10")
+        sms = next(row for row in section.multipliers if row.product == Product.SMS)
+        assert (sms.override, sms.in_force) == (Decimal("2.5"), Decimal("2.5"))

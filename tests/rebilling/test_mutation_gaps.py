@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import NextAction, Plan, Product, RebillingState, plan_change_rules
@@ -463,3 +465,14 @@ def test_the_resell_section_before_any_setting_is_saved_shows_the_overrides(worl
         assert section.settings.auto_recharge_amount == Decimal("10")
         sms = next(row for row in section.multipliers if row.product == Product.SMS)
         assert (sms.override, sms.in_force) == (Decimal("2.5"), Decimal("2.5"))
+
+
+def test_the_audit_is_newest_first_by_time_then_by_id(world, ready):
+    with tenant_context(world.a.agency):
+        first, second, third = (audit_record(subaccount=ready, actor=f"{n}@alpha.test",
+                                             action=AuditEntry.Action.MULTIPLIERS_CHANGED) for n in range(3))
+        moment = timezone.now()
+        # the oldest row carries the latest time (e.g. a clock step); the other two share one instant
+        AuditEntry.objects.filter(pk=first.pk).update(created_at=moment + timedelta(minutes=1))
+        AuditEntry.objects.filter(pk__in=[second.pk, third.pk]).update(created_at=moment)
+        assert [entry.pk for entry in subaccount_audit(subaccount=ready)] == [first.pk, third.pk, second.pk]

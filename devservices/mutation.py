@@ -35,8 +35,8 @@ ALLOW_FILE = ROOT / "mutation-allow.md"
 WORK = ROOT / ".mutation"
 SKIP = {".git", ".venv", ".run", ".mutation", "mutants", "test-artifacts", ".mypy_cache", ".ruff_cache"}
 # What mutmut needs to import and run the project from its copy: every top-level package and data directory.
-SOURCE_ENTRIES = ["agencies", "billing", "devservices", "people", "phone", "pricebook", "rebill", "stripe_connect",
-                  "subaccounts", "templates", "static", "manage.py"]
+SOURCE_ENTRIES = ["agencies", "billing", "devservices", "people", "phone", "pricebook", "rebill", "rebilling",
+                  "stripe_connect", "subaccounts", "templates", "static", "manage.py"]
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 GOAL = 90.0
 
@@ -153,17 +153,29 @@ def template_drop(template: str) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(template), check=False)
 
 
-def area_run(area: Area, *, template: str, jobs: int) -> int:
-    work = work_dir_prepare(area, fresh=False)
-    print(f"\n=== {area.name}: mutating {', '.join(area.mutate)} against {' '.join(area.tests)}", flush=True)
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
+def _mutmut_run(area: Area, work: Path, *, template: str, jobs: int, mutants: list[str]) -> int:
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants]
     log = work / "mutmut.log"
-    with open(log, "wb") as out:  # mutmut's spinner is for a terminal; keep its whole output in the log
+    with open(log, "ab") as out:  # mutmut's spinner is for a terminal; keep its whole output in the log
         returncode = subprocess.run(command, cwd=work, env=_env(template), stdout=out, stderr=subprocess.STDOUT,
                                     check=False).returncode
     lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
     print("\n".join(line for line in lines[-40:] if "mutations/second" in line or returncode) or "", flush=True)
     return returncode
+
+
+def area_run(area: Area, *, template: str, jobs: int) -> int:
+    work = work_dir_prepare(area, fresh=False)
+    (work / "mutmut.log").unlink(missing_ok=True)
+    print(f"\n=== {area.name}: mutating {', '.join(area.mutate)} against {' '.join(area.tests)}", flush=True)
+    # mutmut lets an earlier result stand unless the mutated function changed; survivors are what new tests are
+    # written for, so the last run's survivors are tested again first (names that no longer exist are skipped).
+    survivors = [mutant for score in area_scores(area, allowed_mutants()) for mutant, status in score.survivors
+                 if status != "not checked"]
+    if survivors:
+        print(f"testing again the {len(survivors)} survivors of the last run", flush=True)
+        _mutmut_run(area, work, template=template, jobs=jobs, mutants=survivors)
+    return _mutmut_run(area, work, template=template, jobs=jobs, mutants=[])
 
 
 def area_scores(area: Area, allowed: dict[str, str]) -> list[ModuleScore]:

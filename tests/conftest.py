@@ -132,6 +132,20 @@ def load_agency_world(*, slug: str, name: str) -> AgencyWorld:
 # and the world each time would cost ~10 s, so the driver builds them once into a template database
 # (`mutation_template_build`) and every session works on its own copy of it.
 MUTATION_TEMPLATE = os.environ.get("REBILL_MUTATION_DB_TEMPLATE", "")
+_DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_setup"}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a mutant's session, the tests that need no database run first again.
+
+    mutmut hands each session its tests fastest first and stops at the first failure, but pytest-django moves the
+    tests without a database to the end, so a mutant a plain unit test kills would first sit through every page
+    test. Those tests touch no database, so running them first cannot change what the others see; the others keep
+    pytest-django's order."""
+    if MUTATION_TEMPLATE:
+        items.sort(key=lambda item: bool(item.get_closest_marker("django_db"))
+                   or bool(_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
 def _admin_cursor_execute(*statements: str) -> None:

@@ -88,3 +88,16 @@ def test_membership_for_member_comes_with_its_subaccount(world, db):
             assert membership_for_member(user=user, subaccount_id=world.a.subaccounts[1].pk).subaccount.name == (
                 "Alpha Agency client 2")
         assert len(_selects(queries)) == 1
+
+
+def test_lists_of_subaccounts_break_name_ties_by_age_in_sql(world, db):
+    # Rows of one name come back in whatever order PostgreSQL reads them unless the query names a tie-breaker, so
+    # a test of the rows alone may pass by luck: the query itself must say it.
+    table = '"subaccounts_subaccount"'
+    with tenant_context(world.a.agency):
+        for read in (lambda: subaccounts_for_member(user=world.a.account_users[0]),
+                     lambda: subaccounts_for_agency_staff(user=world.a.admin)):
+            with CaptureQueriesContext(connection) as queries:
+                list(read())
+            [select] = _selects(queries)
+            assert select.rstrip().endswith(f'ORDER BY {table}."name" ASC, {table}."id" ASC')

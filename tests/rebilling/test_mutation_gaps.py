@@ -476,3 +476,10 @@ def test_the_audit_is_newest_first_by_time_then_by_id(world, ready):
         AuditEntry.objects.filter(pk=first.pk).update(created_at=moment + timedelta(minutes=1))
         AuditEntry.objects.filter(pk__in=[second.pk, third.pk]).update(created_at=moment)
         assert [entry.pk for entry in subaccount_audit(subaccount=ready)] == [first.pk, third.pk, second.pk]
+
+
+def test_the_page_with_no_arguments_lists_every_subaccount_by_name(world, ready):
+    with tenant_context(world.a.agency):
+        page = phone_integration_page()
+        assert (page.state, page.query, page.sort, page.page) == ("", "", "name", 1)
+        assert _names(page) == ["Alpha Agency client 1", "Alpha Agency client 2", "Ready client"]

@@ -20,6 +20,7 @@ from billing.selectors import (
     company_billing_membership,
     is_account_admin,
     manage_client_billing,
+    payment_link_is_spent,
     payment_link_refusal_for,
     payment_link_request,
     payment_link_salt,
@@ -35,8 +36,8 @@ EXPIRED = "This payment link has expired. Ask your agency to send a new one."
 
 def _request(subaccount, *, kind=PaymentRequest.Kind.LINK_EMAILED, **fields) -> PaymentRequest:
     fields.setdefault("expires_at", timezone.now() + timedelta(days=30))
-    return PaymentRequest.objects.create(subaccount=subaccount, kind=kind, status=PaymentRequest.Status.SENT,
-                                         **fields)
+    fields.setdefault("status", PaymentRequest.Status.SENT)
+    return PaymentRequest.objects.create(subaccount=subaccount, kind=kind, **fields)
 
 
 def _token(request: PaymentRequest, **payload) -> str:
@@ -75,12 +76,16 @@ def test_a_link_naming_another_request_or_subaccount_or_kind_is_not_valid(world,
         assert _refused(signing.dumps({"request": request.pk, "subaccount": first.pk}, salt="other")) == [NOT_VALID]
 
 
-def test_a_used_link_says_so(world, db):
+def test_a_link_opened_before_still_works_and_one_a_card_was_saved_through_is_spent(world, db):
     with tenant_context(world.a.agency):
-        request = _request(world.a.subaccounts[0], used_at=timezone.now())
-        assert _refused(_token(request)) == [
-            "This payment link has already been used. Open Company Billing from the menu, "
-            "or ask your agency to send a new link."]
+        opened = _request(world.a.subaccounts[0], used_at=timezone.now())
+        assert payment_link_request(token=_token(opened)) == opened
+        assert not payment_link_is_spent(request=opened)
+        # spent even once its row has expired: the page then says the card is saved
+        spent = _request(world.a.subaccounts[0], status=PaymentRequest.Status.COMPLETED,
+                         expires_at=timezone.now() - timedelta(days=1))
+        assert payment_link_request(token=_token(spent)) == spent
+        assert payment_link_is_spent(request=spent)
 
 
 def test_a_link_expires_by_its_signature_even_when_its_row_has_not(world, db):

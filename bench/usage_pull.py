@@ -107,7 +107,7 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
                      for provider in providers}
         copy_payload = _copy_out(connection)
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline")
+            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline CASCADE")  # and what rated them
             cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}'")
 
         # (b) the store step alone: parse, map, upsert (one locked transaction per sub-account, as in a pull)

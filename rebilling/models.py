@@ -38,6 +38,9 @@ class SubAccountRebilling(models.Model):
                                    condition=models.Q(auto_recharge_amount__gte=MINIMUM_RECHARGE)),
             models.CheckConstraint(name="auto_recharge_threshold_not_negative",
                                    condition=models.Q(auto_recharge_threshold__gte=0)),
+            # Rating bills usage fetched from this moment on: a switch that is on without it would never bill.
+            models.CheckConstraint(name="switched_on_says_since_when",
+                                   condition=models.Q(switched_on=False) | models.Q(switched_on_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,8 @@ fake Twilio process, and removes all of them at the end. Prints rows/s for
       task stores them),
   (b) the first store of the same records (map, upsert and append usage deltas, in the same batches), from
       empty tables; the records are parsed beforehand (parsing is the client's work, timed apart),
-  (c) the same store again with nothing changed (what most 5-minute pulls see),
+  (c) the same store again with nothing changed (what most 5-minute pulls see: days whose records are those the
+      last read stored are not sent to the database again),
   (d) the floor: COPY of the rows (b) wrote — lines and deltas — into the same tables, emptied the same way,
       with the same indexes, constraints and triggers; no store can write those rows for less,
 and, for reference, (b) one sub-account per batch, COPY with the triggers disabled and COPY into a bare table.
@@ -184,7 +185,7 @@ def _empty(connection) -> None:
     """Empty the usage tables as a new agency's are (what rated the deltas goes with them), with fresh statistics."""
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE phone_usagedelta, phone_usageline CASCADE")
-        cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}'")
+        cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}', read_digests = '{}'")
         cursor.execute("ANALYZE phone_usageline, phone_usagedelta, phone_subaccountprovider")
 
 

@@ -8,10 +8,11 @@ how a single sub-account's pull is stored: there is no other path.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -68,6 +69,23 @@ class UsageRead:
             raise ValueError("a usage read is either of a provider's current account or of a retired account")
 
 
+def _day_digests(latest: dict[tuple[str, date], UsageRecord]) -> dict[str, str]:
+    """A digest of each day's records, as stable across processes as the records themselves."""
+    days: dict[str, list[tuple[str, ...]]] = {}
+    for (category, day), record in latest.items():
+        days.setdefault(day.isoformat(), []).append((category, record.product, record.usage_unit, str(record.count),
+                                                     str(record.usage), str(record.price), record.price_unit))
+    return {day: hashlib.blake2b(repr(sorted(records)).encode(), digest_size=12).hexdigest()
+            for day, records in days.items()}
+
+
+def _unchanged_days(digests: dict[str, str], marks: dict[str, str], stored: dict[str, list[str]]) -> set[str]:
+    """The days whose records are those of the read that marked them (its digest, taken at its mark): that read
+    left their lines as these records would, so upserting them again would change nothing."""
+    return {day for day, digest in digests.items()
+            if day in marks and stored.get(day) == [marks[day], digest]}
+
+
 def _latest(records: Iterable[UsageRecord]) -> dict[tuple[str, date], UsageRecord]:
     latest: dict[tuple[str, date], UsageRecord] = {}
     for record in records:
@@ -102,7 +120,7 @@ def usage_reads_store(reads: Sequence[UsageRead]) -> list[PullResult]:
 
 _LOCK_PROVIDERS = """
 SET LOCAL synchronous_commit TO OFF;
-SELECT id, provider, lc_phone_account_sid, twilio_account_sid, subaccount_id
+SELECT id, provider, lc_phone_account_sid, twilio_account_sid, subaccount_id, read_marks, read_digests
 FROM phone_subaccountprovider WHERE id = ANY(%s) OR subaccount_id = ANY(%s)
 ORDER BY id FOR UPDATE
 """
@@ -110,6 +128,7 @@ ORDER BY id FOR UPDATE
 # rewrites (same window, idempotent); anything that later reads these lines and commits normally (a wallet
 # debit) flushes this commit with its own, so nothing downstream can outlive it.
 
+# A read's day moves that day's mark on (and takes its digest) unless a newer read has already marked it.
 _MARK_PULLED = """
 UPDATE phone_subaccountprovider AS p
 SET last_pulled_at = CASE WHEN r.mark_pulled THEN GREATEST(p.last_pulled_at, r.fetched_at) ELSE p.last_pulled_at END,
@@ -118,15 +137,24 @@ SET last_pulled_at = CASE WHEN r.mark_pulled THEN GREATEST(p.last_pulled_at, r.f
             SELECT day, max(fetched_at) AS fetched_at FROM (
                 SELECT key AS day, value::timestamptz AS fetched_at FROM jsonb_each_text(p.read_marks)
                 UNION ALL
-                SELECT value, r.fetched_at FROM jsonb_array_elements_text(r.days::jsonb)
+                SELECT key, r.fetched_at FROM jsonb_each_text(r.digests::jsonb)
             ) AS every_mark
             WHERE day >= r.oldest_mark  -- nothing older is ever read again
             GROUP BY day
         ) AS newest
     ),
+    read_digests = (
+        SELECT COALESCE(jsonb_object_agg(day, digest), '{}'::jsonb) FROM (
+            SELECT COALESCE(n.key, o.key) AS day,
+                   CASE WHEN n.key IS NULL OR (p.read_marks ->> n.key)::timestamptz > r.fetched_at THEN o.value
+                        ELSE jsonb_build_array(to_jsonb(r.fetched_at), n.value) END AS digest
+            FROM jsonb_each(p.read_digests) AS o FULL JOIN jsonb_each(r.digests::jsonb) AS n ON n.key = o.key
+        ) AS every_digest
+        WHERE day >= r.oldest_mark AND digest IS NOT NULL
+    ),
     last_error = '', last_error_at = NULL, updated_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(mark_pulled)s::boolean[], %(fetched_at)s::timestamptz[], %(days)s::text[],
-            %(oldest_mark)s::text[]) AS r(id, mark_pulled, fetched_at, days, oldest_mark)
+FROM unnest(%(ids)s::bigint[], %(mark_pulled)s::boolean[], %(fetched_at)s::timestamptz[], %(digests)s::text[],
+            %(oldest_mark)s::text[]) AS r(id, mark_pulled, fetched_at, digests, oldest_mark)
 WHERE p.id = r.id
 """
 
@@ -139,7 +167,7 @@ _INCOMING_COLUMNS = (
 _CREATE_INCOMING = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (
     subaccount_id bigint NOT NULL, provider text NOT NULL, account_sid text NOT NULL,
-    marks_of bigint,  -- the provider row whose read marks apply; null for a retired account's re-read
+    marks_of bigint NOT NULL,  -- the provider row whose read marks apply; 0 (none) for a retired account's re-read
     price_book boolean NOT NULL, fetched_at timestamptz NOT NULL,
     category text NOT NULL, day date NOT NULL, product text NOT NULL, usage_unit text NOT NULL,
     count numeric(18, 6) NOT NULL, units numeric(18, 6) NOT NULL, twilio_price numeric(18, 6) NOT NULL,
@@ -166,7 +194,7 @@ WITH prices AS (
     FROM unnest(%(price_book_reads)s::timestamptz[]) AS r(fetched_at)
     JOIN pricebook_lcphoneprice p ON p.effective_from <= r.fetched_at
     ORDER BY r.fetched_at, p.category, p.effective_from DESC
-), marks AS (
+), marks AS MATERIALIZED (  -- each mark parsed once, not once per record
     SELECT p.id AS provider_id, m.key::date AS day, m.value::timestamptz AS fetched_at
     FROM phone_subaccountprovider p, jsonb_each_text(p.read_marks) AS m
     WHERE p.id = ANY(%(marked)s::bigint[])
@@ -221,26 +249,34 @@ WITH prices AS (
 SELECT subaccount_id, account_sid, count(*) FROM written GROUP BY subaccount_id, account_sid
 """  # noqa: S608 — only our own table name is formatted in
 
-def _copy_text(value: str) -> str:
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
+_INCOMING_FIELDS = len(_INCOMING_COLUMNS.split(","))
 
 
-def _incoming_rows(reads: Iterable[tuple[UsageRead, dict[tuple[str, date], UsageRecord]]]) -> io.StringIO:
+def _copy_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _incoming_rows(reads: list[tuple[UsageRead, dict[tuple[str, date], UsageRecord]]]) -> io.StringIO:
     """The batch's records in COPY's text format."""
-    lines: list[str] = []
-    for read, latest in reads:
-        marks_of = str(read.provider_id) if read.retired_id is None else "\\N"
-        prefix = (f"{read.subaccount_id}\t{_copy_text(read.provider)}\t{_copy_text(read.account_sid)}\t{marks_of}\t"
-                  f"{'t' if read.provider == PhoneProvider.LC_PHONE else 'f'}\t{read.fetched_at.isoformat()}\t")
-        lines.extend(
-            f"{prefix}{_copy_text(category)}\t{day.isoformat()}\t{_copy_text(record.product)}\t"
-            f"{_copy_text(record.usage_unit)}\t{record.count}\t{record.usage}\t{record.price}\t"
-            f"{_copy_text(record.price_unit)}\n"
-            for (category, day), record in latest.items()
-        )
-    return io.StringIO("".join(lines))
+
+    def text(escape: Callable[[str], str]) -> tuple[str, int]:
+        rows: list[str] = []
+        for read, latest in reads:
+            prefix = "\t".join((str(read.subaccount_id), escape(read.provider), escape(read.account_sid),
+                                str(read.provider_id if read.retired_id is None else 0),
+                                "t" if read.provider == PhoneProvider.LC_PHONE else "f", read.fetched_at.isoformat()))
+            rows.extend("\t".join((prefix, escape(category), day.isoformat(), escape(record.product),
+                                   escape(record.usage_unit), str(record.count), str(record.usage), str(record.price),
+                                   escape(record.price_unit)))
+                        for (category, day), record in latest.items())
+        return "\n".join(rows) + "\n", len(rows)
+
+    plain, rows = text(str)
+    # Twilio's categories and units never hold a tab, newline or backslash: escaping each field is for the day one does.
+    if ("\\" in plain or "\r" in plain or plain.count("\n") != rows
+            or plain.count("\t") != rows * (_INCOMING_FIELDS - 1)):
+        plain, rows = text(_copy_escape)
+    return io.StringIO(plain)
 
 
 def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
@@ -261,6 +297,8 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
 
         results: list[PullResult | None] = []
         kept: list[int] = []
+        digests: dict[int, dict[str, str]] = {}
+        to_store = dict(enumerate(latest))  # what is left to upsert
         for n, read in enumerate(reads):
             if read.retired_id is not None:
                 # The sub-account returned to that account (or is gone) meanwhile.
@@ -270,7 +308,7 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
                 if row is None:
                     results.append(PullResult(PullOutcome.PROVIDER_GONE, records=len(latest[n])))
                     continue
-                kind, lc_phone_account_sid, twilio_account_sid, subaccount_id = row[1:]
+                kind, lc_phone_account_sid, twilio_account_sid, subaccount_id = row[1:5]
                 current_sid = lc_phone_account_sid if kind == PhoneProvider.LC_PHONE else twilio_account_sid
                 fine = (kind == read.provider and current_sid == read.account_sid
                         and subaccount_id == read.subaccount_id)
@@ -281,6 +319,14 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
                 continue
             results.append(None)
             kept.append(n)
+            if read.retired_id is None:
+                digests[n] = _day_digests(latest[n])
+                marks, stored = (json.loads(value) if isinstance(value, str) else value
+                                 for value in by_id[read.provider_id][5:7])
+                unchanged = _unchanged_days(digests[n], marks, stored)
+                if unchanged:
+                    to_store[n] = {key: record for key, record in latest[n].items()
+                                   if key[1].isoformat() not in unchanged}
 
         now = timezone.now()
         marking = [n for n in kept if reads[n].retired_id is None]
@@ -290,18 +336,18 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
                 "ids": [reads[n].provider_id for n in marking],
                 "mark_pulled": [reads[n].mark_pulled for n in marking],
                 "fetched_at": [reads[n].fetched_at for n in marking],
-                "days": [json.dumps(sorted({day.isoformat() for _, day in latest[n]})) for n in marking],
+                "digests": [json.dumps(digests[n]) for n in marking],
                 "oldest_mark": [(reads[n].fetched_at.astimezone(UTC).date() - timedelta(days=CATCH_UP_DAYS))
                                 .isoformat() for n in marking],
             })
         changed: dict[tuple[int, str], int] = {}
-        with_records = [n for n in kept if latest[n]]
+        with_records = [n for n in kept if to_store[n]]
         if with_records:
             cursor.execute(_CREATE_INCOMING)
             if outer_transaction:  # emptied at every commit, but an outer transaction may hold an earlier batch's
                 cursor.execute(f"TRUNCATE {_INCOMING}")
             cursor.cursor.copy_expert(f"COPY {_INCOMING} ({_INCOMING_COLUMNS}) FROM STDIN",
-                                      _incoming_rows((reads[n], latest[n]) for n in with_records))
+                                      _incoming_rows([(reads[n], to_store[n]) for n in with_records]))
             cursor.execute(_UPSERT, {
                 "now": now,
                 "price_book_reads": sorted({reads[n].fetched_at for n in with_records

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.db import connection, connections
@@ -30,8 +30,8 @@ from tests.phone.helpers import D, agency_twilio_account, put_usage, today, usag
 CATEGORY = "calls-outbound"
 
 
-def record(account_sid: str, units: int, *, category: str = CATEGORY) -> UsageRecord:
-    return UsageRecord(account_sid=account_sid, category=category, product="calls", day=today(), count=D(units),
+def record(account_sid: str, units: int, *, category: str = CATEGORY, day: date | None = None) -> UsageRecord:
+    return UsageRecord(account_sid=account_sid, category=category, product="calls", day=day or today(), count=D(units),
                        usage=D(units), usage_unit="minutes", price=D(units) / 100, price_unit="usd")
 
 
@@ -43,7 +43,7 @@ def read_of(provider: SubAccountProvider, units: int, fetched_at: datetime, *, a
 
 
 def line_and_deltas(provider: SubAccountProvider) -> tuple[UsageLine, list[UsageDelta]]:
-    line = UsageLine.objects.get(subaccount_id=provider.subaccount_id, account_sid=provider.account_sid)
+    line = UsageLine.objects.get(subaccount_id=provider.subaccount_id, account_sid=provider.account_sid, day=today())
     return line, list(UsageDelta.objects.filter(line=line).order_by("revision"))
 
 
@@ -132,6 +132,68 @@ def test_a_batch_pull_reads_each_sub_account_and_stores_them_together(world, twi
         assert assert_exact(first).units == 7
         for provider in (first, second):
             assert SubAccountProvider.objects.get(pk=provider.pk).last_pulled_at is not None
+
+
+@pytest.mark.django_db
+def test_a_category_with_tabs_or_backslashes_is_stored_as_read(world, twilio):
+    with tenant_context(world.a.agency):
+        [provider] = lc_providers(world, 1)
+        odd = "odd\\category\twith\ttabs\nand a newline"
+        results = usage_reads_store([UsageRead(
+            subaccount_id=provider.subaccount_id, provider=provider.provider, account_sid=provider.account_sid,
+            fetched_at=timezone.now(), provider_id=provider.pk,
+            records=[record(provider.account_sid, 3), record(provider.account_sid, 4, category=odd)])])
+        assert results[0].changed == 2
+        assert set(UsageLine.objects.filter(subaccount_id=provider.subaccount_id).values_list("category", "units")) == {
+            (CATEGORY, 3), (odd, 4)}
+
+
+@pytest.mark.django_db
+def test_days_a_read_repeats_exactly_are_not_sent_again_and_any_change_is(world, twilio):
+    with tenant_context(world.a.agency):
+        [provider] = lc_providers(world, 1)
+        sid = provider.account_sid
+        yesterday = today() - timedelta(days=1)
+
+        def read(at: datetime, units_today: int, units_yesterday: int = 9) -> UsageRead:
+            return UsageRead(subaccount_id=provider.subaccount_id, provider=provider.provider, account_sid=sid,
+                             fetched_at=at, provider_id=provider.pk,
+                             records=[record(sid, units_today), record(sid, units_yesterday, day=yesterday)])
+
+        upserts: list[str] = []
+
+        def count_upserts(execute, sql, params, many, context):
+            if sql.lstrip().startswith("WITH prices"):
+                upserts.append(sql)
+            return execute(sql, params, many, context)
+
+        def incoming_days() -> list:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT DISTINCT day FROM pg_temp.rebill_usage_incoming ORDER BY day")
+                return [row[0] for row in cursor.fetchall()]
+
+        start = timezone.now()
+        with connection.execute_wrapper(count_upserts):
+            usage_reads_store([read(start, 5)])
+            assert len(upserts) == 1
+            # when the same records are read again: nothing is sent, the marks move on
+            [again] = usage_reads_store([read(start + timedelta(seconds=1), 5)])
+            assert (again.outcome, again.changed, len(upserts)) == (PullOutcome.STORED, 0, 1)
+            marks = SubAccountProvider.objects.get(pk=provider.pk).read_marks
+            assert {datetime.fromisoformat(at) for at in marks.values()} == {start + timedelta(seconds=1)}
+            # when today changes: only today is sent
+            [changed] = usage_reads_store([read(start + timedelta(seconds=2), 6)])
+            assert (changed.changed, len(upserts), incoming_days()) == (1, 2, [today()])
+            # when today goes back to what it was two reads ago: sent again, and stored
+            [back] = usage_reads_store([read(start + timedelta(seconds=3), 5)])
+            assert (back.changed, len(upserts)) == (1, 3)
+            assert assert_exact(provider).units == 5
+            # and once the lines are gone and the marks forgotten, the same records are stored again
+            UsageDelta.objects.filter(line__subaccount_id=provider.subaccount_id).delete()
+            UsageLine.objects.filter(subaccount_id=provider.subaccount_id).delete()
+            SubAccountProvider.objects.filter(pk=provider.pk).update(read_marks={})
+            [anew] = usage_reads_store([read(start + timedelta(seconds=4), 5)])
+            assert anew.changed == 2
 
 
 # --- Two batches sharing sub-accounts, at once, on real connections (committed data, deleted after) -----------

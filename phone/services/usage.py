@@ -1,8 +1,8 @@
-"""The usage pull: read a sub-account's daily usage from Twilio and upsert its usage lines.
+"""The usage pull: read sub-accounts' daily usage from Twilio and upsert their usage lines.
 
-Everything is fetched first and stored in one transaction, under a row lock on the sub-account's
-provider row, so a pull that dies half-way stores nothing, and two pulls of the same sub-account
-take turns and end with the same lines as one.
+Everything is fetched first, then stored (phone.services.usage_store) in one transaction per batch of
+sub-accounts, under a row lock on each one's provider row, so a pull that dies half-way stores nothing, and
+two pulls of the same sub-account take turns and end with the same lines as one.
 """
 
 from __future__ import annotations

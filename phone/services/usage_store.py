@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -69,14 +69,28 @@ class UsageRead:
             raise ValueError("a usage read is either of a provider's current account or of a retired account")
 
 
-def _day_digests(latest: dict[tuple[str, date], UsageRecord]) -> dict[str, str]:
-    """A digest of each day's records, as stable across processes as the records themselves."""
-    days: dict[str, list[tuple[str, ...]]] = {}
+def _copy_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _days(latest: dict[tuple[str, date], UsageRecord]) -> dict[str, list[str]]:
+    """Each day's records as rows of COPY's text format (the record's own columns of the incoming table)."""
+    days: dict[str, list[str]] = {}
     for (category, day), record in latest.items():
-        days.setdefault(day.isoformat(), []).append((category, record.product, record.usage_unit, str(record.count),
-                                                     str(record.usage), str(record.price), record.price_unit))
-    return {day: hashlib.blake2b(repr(sorted(records)).encode(), digest_size=12).hexdigest()
-            for day, records in days.items()}
+        fields = (category, day.isoformat(), record.product, record.usage_unit, str(record.count), str(record.usage),
+                  str(record.price), record.price_unit)
+        row = "\t".join(fields)
+        # Twilio's categories and units never hold a tab, newline or backslash: escaping is for the day one does.
+        if row.count("\t") != len(fields) - 1 or "\\" in row or "\n" in row or "\r" in row:
+            row = "\t".join(map(_copy_escape, fields))
+        days.setdefault(fields[1], []).append(row)
+    return days
+
+
+def _day_digests(days: dict[str, list[str]]) -> dict[str, str]:
+    """A digest of each day's records, as stable across processes as the records themselves."""
+    return {day: hashlib.blake2b("\n".join(sorted(rows)).encode(), digest_size=12).hexdigest()
+            for day, rows in days.items()}
 
 
 def _unchanged_days(digests: dict[str, str], marks: dict[str, str], stored: dict[str, list[str]]) -> set[str]:
@@ -249,34 +263,16 @@ WITH prices AS (
 SELECT subaccount_id, account_sid, count(*) FROM written GROUP BY subaccount_id, account_sid
 """  # noqa: S608 — only our own table name is formatted in
 
-_INCOMING_FIELDS = len(_INCOMING_COLUMNS.split(","))
-
-
-def _copy_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _incoming_rows(reads: list[tuple[UsageRead, dict[tuple[str, date], UsageRecord]]]) -> io.StringIO:
-    """The batch's records in COPY's text format."""
-
-    def text(escape: Callable[[str], str]) -> tuple[str, int]:
-        rows: list[str] = []
-        for read, latest in reads:
-            prefix = "\t".join((str(read.subaccount_id), escape(read.provider), escape(read.account_sid),
-                                str(read.provider_id if read.retired_id is None else 0),
-                                "t" if read.provider == PhoneProvider.LC_PHONE else "f", read.fetched_at.isoformat()))
-            rows.extend("\t".join((prefix, escape(category), day.isoformat(), escape(record.product),
-                                   escape(record.usage_unit), str(record.count), str(record.usage), str(record.price),
-                                   escape(record.price_unit)))
-                        for (category, day), record in latest.items())
-        return "\n".join(rows) + "\n", len(rows)
-
-    plain, rows = text(str)
-    # Twilio's categories and units never hold a tab, newline or backslash: escaping each field is for the day one does.
-    if ("\\" in plain or "\r" in plain or plain.count("\n") != rows
-            or plain.count("\t") != rows * (_INCOMING_FIELDS - 1)):
-        plain, rows = text(_copy_escape)
-    return io.StringIO(plain)
+def _incoming_rows(reads: list[tuple[UsageRead, list[str]]]) -> io.StringIO:
+    """The batch's records in COPY's text format: each read's own columns, then each of its record rows."""
+    rows: list[str] = []
+    for read, record_rows in reads:
+        prefix = "\t".join((str(read.subaccount_id), _copy_escape(read.provider), _copy_escape(read.account_sid),
+                            str(read.provider_id if read.retired_id is None else 0),
+                            "t" if read.provider == PhoneProvider.LC_PHONE else "f", read.fetched_at.isoformat(), ""))
+        rows.extend(prefix + row for row in record_rows)
+    rows.append("")
+    return io.StringIO("\n".join(rows))
 
 
 def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
@@ -297,8 +293,9 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
 
         results: list[PullResult | None] = []
         kept: list[int] = []
+        days = [_days(records) for records in latest]
         digests: dict[int, dict[str, str]] = {}
-        to_store = dict(enumerate(latest))  # what is left to upsert
+        to_store = {n: [row for rows in days[n].values() for row in rows] for n in range(len(reads))}
         for n, read in enumerate(reads):
             if read.retired_id is not None:
                 # The sub-account returned to that account (or is gone) meanwhile.
@@ -320,13 +317,12 @@ def _store_batch(reads: list[UsageRead]) -> list[PullResult]:
             results.append(None)
             kept.append(n)
             if read.retired_id is None:
-                digests[n] = _day_digests(latest[n])
+                digests[n] = _day_digests(days[n])
                 marks, stored = (json.loads(value) if isinstance(value, str) else value
                                  for value in by_id[read.provider_id][5:7])
                 unchanged = _unchanged_days(digests[n], marks, stored)
                 if unchanged:
-                    to_store[n] = {key: record for key, record in latest[n].items()
-                                   if key[1].isoformat() not in unchanged}
+                    to_store[n] = [row for day, rows in days[n].items() if day not in unchanged for row in rows]
 
         now = timezone.now()
         marking = [n for n in kept if reads[n].retired_id is None]

@@ -196,6 +196,18 @@ def test_days_a_read_repeats_exactly_are_not_sent_again_and_any_change_is(world,
             assert anew.changed == 2
 
 
+@pytest.mark.django_db
+def test_a_tick_queues_its_due_sub_accounts_in_batches(world, twilio, monkeypatch, django_capture_on_commit_callbacks):
+    from phone import tasks
+
+    with tenant_context(world.a.agency):
+        providers = lc_providers(world, 3)
+        monkeypatch.setattr(tasks, "USAGE_PULL_BATCH", 2)
+        with django_capture_on_commit_callbacks() as queued:
+            assert tasks.usage_pull_agency() == 3
+    assert [callback.args[0] for callback in queued] == [([providers[0].pk, providers[1].pk],), ([providers[2].pk],)]
+
+
 # --- Two batches sharing sub-accounts, at once, on real connections (committed data, deleted after) -----------
 
 @pytest.fixture

@@ -1,14 +1,19 @@
-"""Benchmark of the usage pull: fake Twilio → parse → map → upsert, against plain PostgreSQL COPY.
+"""Benchmark of the usage pull and its store: fake Twilio → parse → map → batched upsert, against COPY.
 
-    .venv/bin/python -m bench.usage_pull [--lines 200000] [--subaccounts 2000]
+    .venv/bin/python -m bench.usage_pull [--lines 200000] [--subaccounts 2000] [--batch N]
 
 Creates its own scratch database (on the server of DATABASE_URL, default 127.0.0.1:5432), agency and
 fake Twilio process, and removes all of them at the end. Prints rows/s for
-  (a) the whole pull, HTTP included (the production service, one sub-account after another),
-  (b) the store step alone (parse the raw records, map them to lines, upsert them and append their usage
-      deltas), on the same raw records,
-  (c) plain COPY of the same rows into a scratch table with the same columns and no index,
-and the ratios store/COPY and pull/COPY.
+  (a) the whole pull, HTTP included (the production service, `--batch` sub-accounts per batch as the pull
+      task stores them),
+  (b) the first store of the same records (map, upsert and append usage deltas, in the same batches), from
+      empty tables; the records are parsed beforehand (parsing is the client's work, timed apart),
+  (c) the same store again with nothing changed (what most 5-minute pulls see: days whose records are those the
+      last read stored are not sent to the database again),
+  (d) the floor: COPY of the rows (b) wrote — lines and deltas — into the same tables, emptied the same way,
+      with the same indexes, constraints and triggers; no store can write those rows for less,
+and, for reference, (b) one sub-account per batch, COPY with the triggers disabled and COPY into a bare table.
+The last line is `usage store: store_floor_ratio=<(b)/(d)> unchanged_rows_per_s=<(c)>`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=200_000, help="usage lines to pull (rounded up to whole days)")
     parser.add_argument("--subaccounts", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=None, help="sub-accounts per store batch (default: the task's)")
     args = parser.parse_args()
     days = math.ceil(args.lines / args.subaccounts / LEAVES_PER_DAY)
 
@@ -53,7 +59,7 @@ def main() -> int:
     _create_database(admin_url, scratch)
     try:
         create_account(fake.url, MASTER_SID, MASTER_TOKEN)
-        return _run(fake.url, days=days, subaccounts=args.subaccounts, bulk_generate=bulk_generate)
+        return _run(fake.url, days=days, subaccounts=args.subaccounts, batch=args.batch, bulk_generate=bulk_generate)
     finally:
         from django.db import connections
 
@@ -62,7 +68,7 @@ def main() -> int:
         fake.stop()
 
 
-def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
+def _run(fake_url: str, *, days: int, subaccounts: int, batch: int | None, bulk_generate) -> int:
     import django
 
     django.setup()
@@ -74,7 +80,8 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
     from agencies.plans import PhoneProvider, Plan
     from agencies.services import agency_create
     from phone.models import SubAccountProvider, UsageDelta, UsageLine
-    from phone.services import usage_lines_store, usage_pull
+    from phone.services import UsageRead, usage_pulls, usage_reads_store
+    from phone.tasks import USAGE_PULL_BATCH
     from phone.usage_client import parse_usage_record
     from subaccounts.models import SubAccount
 
@@ -93,86 +100,93 @@ def _run(fake_url: str, *, days: int, subaccounts: int, bulk_generate) -> int:
             for client, sid in zip(clients, sids, strict=True)
         )
         providers = list(SubAccountProvider.objects.order_by("pk"))
+        batch = batch or USAGE_PULL_BATCH
+        batches = [providers[n:n + batch] for n in range(0, len(providers), batch)]
 
-        # (a) the whole pull, as the per-sub-account task runs it
+        # (a) the whole pull, as the pull task runs it (the window reaches back to the first day: never pulled)
+        SubAccountProvider.objects.update(last_pulled_at=timezone.now() - timedelta(days=days - 1))
         began = time.perf_counter()
-        for provider in providers:
-            usage_pull(provider_id=provider.pk, start=start, end=end)
+        for providers_of_batch in batches:
+            usage_pulls(provider_ids=[provider.pk for provider in providers_of_batch])
         pull_seconds = time.perf_counter() - began
         lines = UsageLine.objects.count()
         assert UsageDelta.objects.count() == lines, "the pull must append one delta per new line"
 
-        # The same raw records again, kept in memory for (b); then start (b) from an empty table, as (a) did.
-        raw_pages = {provider.pk: _raw_records(fake_url, provider.lc_phone_account_sid, start, end)
-                     for provider in providers}
-        copy_payload = _copy_out(connection)
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE phone_usagedelta, phone_usageline CASCADE")  # and what rated them
-            cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}'")
-
-        # (b) the store step alone: parse, map, upsert (one locked transaction per sub-account, as in a pull)
-        fetched_at = timezone.now()
-        timings = StatementTimings()
+        # The same records again, parsed into memory for (b) and (c).
         parse_seconds = 0.0
-        began = time.perf_counter()
-        with connection.execute_wrapper(timings):
-            for provider in providers:
-                sid = provider.lc_phone_account_sid
-                parse_began = time.perf_counter()
-                records = [record for raw in raw_pages[provider.pk] if (record := parse_usage_record(raw, sid))]
-                parse_seconds += time.perf_counter() - parse_began
-                usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=fetched_at)
-        store_seconds = time.perf_counter() - began
-        assert UsageLine.objects.count() == lines, "the store step must produce the lines the pull did"
-        assert UsageDelta.objects.count() == lines, "the store step must append one delta per new line"
-
-        # For reference: the same store again, nothing changed (what every 5-minute pull mostly sees)
-        began = time.perf_counter()
+        records = {}
         for provider in providers:
-            sid = provider.lc_phone_account_sid
-            records = [record for raw in raw_pages[provider.pk] if (record := parse_usage_record(raw, sid))]
-            usage_lines_store(provider=provider, account_sid=sid, records=records, fetched_at=timezone.now())
-        restore_seconds = time.perf_counter() - began
+            raw = _raw_records(fake_url, provider.lc_phone_account_sid, start, end)
+            parse_began = time.perf_counter()
+            records[provider.pk] = [record for item in raw
+                                    if (record := parse_usage_record(item, provider.lc_phone_account_sid))]
+            parse_seconds += time.perf_counter() - parse_began
+
+        def store(providers_of_batches, fetched_at) -> float:
+            began = time.perf_counter()
+            for providers_of_batch in providers_of_batches:
+                usage_reads_store([UsageRead(
+                    subaccount_id=provider.subaccount_id, provider=provider.provider,
+                    account_sid=provider.lc_phone_account_sid, fetched_at=fetched_at, records=records[provider.pk],
+                    provider_id=provider.pk) for provider in providers_of_batch])
+            return time.perf_counter() - began
+
+        # For reference: the first store one sub-account per batch (as each pull stored itself before batches)
+        _empty(connection)
+        single_seconds = store([[provider] for provider in providers], timezone.now())
+        assert UsageDelta.objects.count() == lines
+
+        # (b) the first store, in batches, from empty tables as the floor below starts
+        _empty(connection)
+        store_seconds = store(batches, timezone.now())
+        assert UsageLine.objects.count() == lines, "the store must produce the lines the pull did"
+        assert UsageDelta.objects.count() == lines, "the store must append one delta per new line"
+
+        # (c) the same store again, nothing changed
+        unchanged_seconds = store(batches, timezone.now())
         assert set(UsageLine.objects.values_list("revision", flat=True)) == {1}
         assert UsageDelta.objects.count() == lines, "an unchanged line gets no delta"
 
-        # (c) plain COPY of the same rows into a scratch table; for reference, into a copy of the real table
-        copy_seconds = _copy_in(connection, copy_payload, like="")
-        indexed_copy_seconds = _copy_in(connection, copy_payload, like=" INCLUDING ALL")
+        # (d) the floor: the rows (b) wrote, copied into the same tables emptied the same way
+        stored = {table: _copy_out(connection, table) for table in ("phone_usageline", "phone_usagedelta")}
+        _empty(connection)
+        floor_seconds = _copy_into_tables(connection, stored)
+        with connection.cursor() as cursor:  # for reference: what the triggers on the deltas cost the floor
+            cursor.execute("ALTER TABLE phone_usagedelta DISABLE TRIGGER USER")
+        _empty(connection)
+        untriggered_seconds = _copy_into_tables(connection, stored)
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE phone_usagedelta ENABLE TRIGGER USER")
+        bare_seconds = _copy_in_bare(connection, stored["phone_usageline"])
 
-    pull_rate, store_rate, copy_rate = lines / pull_seconds, lines / store_seconds, lines / copy_seconds
+    rate = {name: lines / seconds for name, seconds in (
+        ("pull", pull_seconds), ("store", store_seconds), ("unchanged", unchanged_seconds),
+        ("floor", floor_seconds), ("single", single_seconds), ("untriggered", untriggered_seconds),
+        ("bare", bare_seconds))}
     say("")
-    say(f"{lines:,} usage lines ({subaccounts:,} sub-accounts x {days} days x {LEAVES_PER_DAY} categories),"
-        f" each with its first usage delta, written by the same statement")
-    say(f"(a) whole pull, HTTP included : {pull_rate:>10,.0f} rows/s  ({pull_seconds:.2f} s)")
-    say(f"(b) store step alone          : {store_rate:>10,.0f} rows/s  ({store_seconds:.2f} s)")
-    say(f"(c) plain COPY                : {copy_rate:>10,.0f} rows/s  ({copy_seconds:.2f} s)")
-    say(f"store/COPY = {store_rate / copy_rate:.2f}   pull/COPY = {pull_rate / copy_rate:.2f}"
-        "   (goal store/COPY >= 0.5)")
-    say(f"    where (b) goes: parse {parse_seconds:.2f} s, lock {timings.seconds['lock']:.2f} s, "
-        f"upsert statement {timings.seconds['upsert']:.2f} s, the rest (map, payload, transaction, commit) "
-        f"{store_seconds - parse_seconds - timings.seconds['lock'] - timings.seconds['upsert']:.2f} s")
+    say(f"{lines:,} usage lines ({subaccounts:,} sub-accounts x {days} days x {LEAVES_PER_DAY} categories), each with"
+        f" its first usage delta; {batch} sub-accounts per batch")
+    say(f"(a) whole pull, HTTP included      : {rate['pull']:>10,.0f} rows/s  ({pull_seconds:.2f} s)")
+    say(f"(b) first store                    : {rate['store']:>10,.0f} rows/s  ({store_seconds:.2f} s)")
+    say(f"(c) store again, nothing changed   : {rate['unchanged']:>10,.0f} rows/s  ({unchanged_seconds:.2f} s)")
+    say(f"(d) floor: COPY lines + deltas     : {rate['floor']:>10,.0f} rows/s  ({floor_seconds:.2f} s)")
     say("For reference:")
-    say(f"    store again, nothing changed : {lines / restore_seconds:>10,.0f} rows/s  ({restore_seconds:.2f} s)")
-    indexed_rate = lines / indexed_copy_seconds
-    say(f"    COPY into a copy of phone_usageline (its indexes, no FK): {indexed_rate:,.0f} rows/s"
-        f"  -> store/that = {store_rate / indexed_rate:.2f}")
+    say(f"    first store, one sub-account per batch : {rate['single']:>10,.0f} rows/s  ({single_seconds:.2f} s)")
+    say(f"    parsing the records (not in (b), (c))  : {lines / parse_seconds:>10,.0f} rows/s  ({parse_seconds:.2f} s)")
+    say(f"    floor with the delta triggers disabled : {rate['untriggered']:>10,.0f} rows/s  "
+        f"({untriggered_seconds:.2f} s)")
+    say(f"    COPY lines into a bare table           : {rate['bare']:>10,.0f} rows/s  ({bare_seconds:.2f} s)")
+    ratio = rate["store"] / rate["floor"]
+    say(f"usage store: store_floor_ratio={ratio:.2f} unchanged_rows_per_s={rate['unchanged']:.0f}")
     return 0
 
 
-class StatementTimings:
-    """A Django execute wrapper: time spent in the lock and in the upsert statements."""
-
-    def __init__(self) -> None:
-        self.seconds = {"lock": 0.0, "upsert": 0.0, "other": 0.0}
-
-    def __call__(self, execute, sql, params, many, context):
-        kind = "lock" if "FOR UPDATE" in sql else "upsert" if "rebill_usage_upsert" in sql else "other"
-        began = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.seconds[kind] += time.perf_counter() - began
+def _empty(connection) -> None:
+    """Empty the usage tables as a new agency's are (what rated the deltas goes with them), with fresh statistics."""
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE phone_usagedelta, phone_usageline CASCADE")
+        cursor.execute("UPDATE phone_subaccountprovider SET read_marks = '{}', read_digests = '{}'")
+        cursor.execute("ANALYZE phone_usageline, phone_usagedelta, phone_subaccountprovider")
 
 
 def _raw_records(fake_url: str, account_sid: str, start, end) -> list[dict]:
@@ -188,16 +202,27 @@ def _raw_records(fake_url: str, account_sid: str, start, end) -> list[dict]:
     return records
 
 
-def _copy_out(connection) -> bytes:
+def _copy_out(connection, table: str) -> bytes:
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
-        cursor.cursor.copy_expert("COPY phone_usageline TO STDOUT", buffer)
+        cursor.cursor.copy_expert(f"COPY {table} TO STDOUT", buffer)
     return buffer.getvalue()
 
 
-def _copy_in(connection, payload: bytes, *, like: str) -> float:
+def _copy_into_tables(connection, payloads: dict[str, bytes]) -> float:
+    """COPY into the real tables, in one transaction (as a store batch commits)."""
+    from django.db import transaction
+
+    began = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, payload in payloads.items():
+            cursor.cursor.copy_expert(f"COPY {table} FROM STDIN", io.BytesIO(payload))
+    return time.perf_counter() - began
+
+
+def _copy_in_bare(connection, payload: bytes) -> float:
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE bench_copy (LIKE phone_usageline{like})")
+        cursor.execute("CREATE TABLE bench_copy (LIKE phone_usageline)")
         began = time.perf_counter()
         cursor.cursor.copy_expert("COPY bench_copy FROM STDIN", io.BytesIO(payload))
         seconds = time.perf_counter() - began

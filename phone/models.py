@@ -36,6 +36,9 @@ class SubAccountProvider(models.Model):
     # newer one could overwrite what the newer read confirmed. Kept here, not per line: the pull rewrites
     # this row anyway, so it costs no extra row writes.
     read_marks = models.JSONField(default=dict, blank=True)
+    # {"YYYY-MM-DD": [the mark, a digest of that read's records of the day]}: a read whose records of a day are
+    # those of the read holding the day's mark would change none of its lines, so they are not sent again.
+    read_digests = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,7 +98,8 @@ class UsageLine(models.Model):
     change, and every change appends one UsageDelta (same statement), so `cost` == Σ its deltas' cost.
     """
 
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="usage_lines")
+    # No index of its own: the unique key below starts with it.
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="usage_lines", db_index=False)
     provider = models.CharField(max_length=20, choices=PhoneProvider.choices)
     # Part of the key: on the day a sub-account changes provider, both accounts have usage in the same categories.
     account_sid = models.CharField(max_length=34)
@@ -138,7 +142,8 @@ class UsageDelta(models.Model):
     Deltas are what gets billed: once into the client's wallet, once into the agency's platform bill.
     """
 
-    line = models.ForeignKey(UsageLine, on_delete=models.PROTECT, related_name="deltas")
+    # No index of its own: the unique (line, revision) key serves every read by line.
+    line = models.ForeignKey(UsageLine, on_delete=models.PROTECT, related_name="deltas", db_index=False)
     revision = models.PositiveIntegerField()
     units_delta = models.DecimalField(max_digits=18, decimal_places=6)
     # The price-book price the units of this change were priced at (new units: the price in force; a

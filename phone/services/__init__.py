@@ -13,8 +13,10 @@ from phone.services.usage import (
     usage_lines_store,
     usage_pull,
     usage_pull_retired,
+    usage_pulls,
     usage_window,
 )
+from phone.services.usage_store import UsageRead, usage_reads_store
 
 __all__ = [
     "PullOutcome",
@@ -27,5 +29,8 @@ __all__ = [
     "usage_lines_store",
     "usage_pull",
     "usage_pull_retired",
+    "usage_pulls",
+    "UsageRead",
+    "usage_reads_store",
     "usage_window",
 ]

@@ -35,8 +35,9 @@ ALLOW_FILE = ROOT / "mutation-allow.md"
 WORK = ROOT / ".mutation"
 SKIP = {".git", ".venv", ".run", ".mutation", "mutants", "test-artifacts", ".mypy_cache", ".ruff_cache"}
 # What mutmut needs to import and run the project from its copy: every top-level package and data directory.
-SOURCE_ENTRIES = ["agencies", "billing", "devservices", "people", "phone", "pricebook", "rebill", "rebilling",
-                  "stripe_connect", "subaccounts", "templates", "static", "manage.py"]
+SOURCE_ENTRIES = ["agencies", "agency_wallets", "billing", "creditusage", "devservices", "people", "phone",
+                  "phoneregistry", "pricebook", "rebill", "rebilling", "stripe_connect", "subaccounts", "wallets",
+                  "templates", "static", "manage.py"]
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 GOAL = 90.0
 

@@ -8,7 +8,9 @@ import pytest
 import time_machine
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -106,6 +108,26 @@ def test_a_link_expires_by_its_row_too(world, db):
         assert payment_link_request(token=_token(never)) == never
 
 
+def test_a_link_has_expired_at_the_very_moment_its_row_says(world, db):
+    with tenant_context(world.a.agency):
+        expires_at = timezone.now() + timedelta(days=1)
+        request = _request(world.a.subaccounts[0], expires_at=expires_at)
+        token = _token(request)
+        with time_machine.travel(expires_at - timedelta(microseconds=1), tick=False):
+            assert payment_link_request(token=token) == request
+        with time_machine.travel(expires_at, tick=False):
+            assert _refused(token) == [EXPIRED]
+
+
+def test_a_link_is_read_with_its_subaccount_in_one_query(world, db):
+    with tenant_context(world.a.agency):
+        request = _request(world.a.subaccounts[0])
+        token = _token(request)
+        with CaptureQueriesContext(connection) as queries:
+            assert payment_link_request(token=token).subaccount.name == world.a.subaccounts[0].name
+        assert len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]) == 1
+
+
 def test_the_refusals_name_the_subaccount_and_the_next_step(world, db):
     with tenant_context(world.a.agency):
         request = _request(world.a.subaccounts[0])
@@ -163,6 +185,17 @@ def test_manage_client_billing_gathers_the_section(world, connected):
         assert section.account_admin_emails == [world.a.account_admins[0].email]
         assert section.recent_requests == list(reversed(requests))[:5]
         assert manage_client_billing(subaccount=second).profile is None
+
+
+def test_manage_client_billing_reads_who_asked_with_the_requests(world, connected):
+    with tenant_context(world.a.agency):
+        first = world.a.subaccounts[0]
+        for _ in range(2):
+            _request(first, requested_by=world.a.admin)
+        section = manage_client_billing(subaccount=first)
+        with CaptureQueriesContext(connection) as queries:
+            assert [r.requested_by.email for r in section.recent_requests] == [world.a.admin.email] * 2
+        assert queries.captured_queries == []
 
 
 # Existing Stripe customers ----------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""billing/services.py where the rest of the suite does not look: Stripe objects that are gone without a trace."""
+"""billing/services.py where the rest of the suite does not look: the services' own refusals (behind the views'
+checks), and Stripe objects that are gone without a trace."""
 
 from __future__ import annotations
 
+import pytest
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile
+from billing.services import card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
 from subaccounts.models import AuditEntry
 from tests.billing.fixtures import ACCT_A, api_requests
@@ -37,3 +40,22 @@ def test_a_customer_stripe_no_longer_knows_at_all_is_forgotten_and_replaced(worl
     with tenant_context(world.a.agency):
         forgotten = AuditEntry.objects.get(action=AuditEntry.Action.CUSTOMER_FORGOTTEN)
         assert forgotten.before["stripe_customer_id"] == MISSING
+
+
+def test_the_services_themselves_refuse_the_wrong_person_and_say_why(world, connected, localstripe):
+    # the views answer 404 first; the services refuse on their own too, for any other caller
+    subaccount = world.a.subaccounts[0]
+    clear_recorded_requests(localstripe)
+    with tenant_context(world.a.agency):
+        for person in (world.a.agency_user, world.a.account_admins[0]):
+            with pytest.raises(PermissionError, match=r"^Only agency admins ask clients for a card\.$"):
+                payment_link_send(subaccount=subaccount, by=person, link_url=lambda token: token)
+            with pytest.raises(PermissionError, match=r"^Only agency admins ask clients for a card\.$"):
+                stripe_customer_link(subaccount=subaccount, customer_id="cus_x", by=person)
+        for person in (world.a.admin, world.a.account_admins[1]):
+            with pytest.raises(PermissionError, match=r"^Only the sub-account's account admins manage its card\.$"):
+                card_setup_start(subaccount=subaccount, by=person)
+            with pytest.raises(PermissionError, match=r"^Only the sub-account's account admins manage its card\.$"):
+                card_remove(subaccount=subaccount, by=person)
+        assert not BillingProfile.objects.exists()
+    assert api_requests(localstripe) == []

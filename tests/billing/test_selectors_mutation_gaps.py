@@ -17,6 +17,7 @@ from django_tenants.utils import tenant_context
 from billing.models import BillingProfile, CardSetup, PaymentRequest
 from billing.selectors import (
     CustomerMatch,
+    card_setup_client_secret,
     card_setup_for_account_admin,
     card_setup_refusal_for_client,
     company_billing_membership,
@@ -172,6 +173,25 @@ def test_company_billing_is_for_that_subaccounts_account_admins_only(world, db):
         other = company_billing_membership(user=world.a.account_admins[1], subaccount_id=second.pk)
         with pytest.raises(Http404):
             card_setup_for_account_admin(membership=other, setup_id=setup.pk)
+
+
+def test_a_card_setups_secret_is_read_only_through_the_agencys_current_connection(world, db):
+    with tenant_context(world.a.agency):
+        setup = CardSetup.objects.create(subaccount=world.a.subaccounts[0], started_by=world.a.account_admins[0],
+                                         stripe_account_id=ACCT_A, setup_intent_id="seti_x")
+        with pytest.raises(ValidationError) as refused:
+            card_setup_client_secret(setup=setup)
+        assert refused.value.messages == ["Connect your agency's Stripe account first (Settings → Stripe)."]
+
+
+def test_a_card_setup_made_on_another_account_gives_no_secret(world, connected):
+    with tenant_context(world.a.agency):
+        setup = CardSetup.objects.create(subaccount=world.a.subaccounts[0], started_by=world.a.account_admins[0],
+                                         stripe_account_id=ACCT_B, setup_intent_id="seti_x")
+        with pytest.raises(ValidationError) as refused:
+            card_setup_client_secret(setup=setup)
+        assert refused.value.messages == ["This card setup was started on a Stripe account your agency is no longer "
+                                          "connected to. Start again."]
 
 
 def test_manage_client_billing_gathers_the_section(world, connected):

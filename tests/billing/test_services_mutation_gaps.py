@@ -4,12 +4,13 @@ checks), and Stripe objects that are gone without a trace."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile
 from billing.services import card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
-from subaccounts.models import AuditEntry
+from subaccounts.models import AuditEntry, Membership
 from tests.billing.fixtures import ACCT_A, api_requests
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
@@ -59,3 +60,15 @@ def test_the_services_themselves_refuse_the_wrong_person_and_say_why(world, conn
                 card_remove(subaccount=subaccount, by=person)
         assert not BillingProfile.objects.exists()
     assert api_requests(localstripe) == []
+
+
+def test_asking_a_client_without_account_admins_for_a_card_is_refused_with_the_reason(world, connected):
+    subaccount = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        Membership.objects.filter(subaccount=subaccount).update(role=Membership.Role.ACCOUNT_USER)
+        for ask in (lambda: payment_link_send(subaccount=subaccount, by=world.a.admin, link_url=lambda token: token),
+                    lambda: stripe_customer_link(subaccount=subaccount, customer_id="cus_x", by=world.a.admin)):
+            with pytest.raises(ValidationError) as refused:
+                ask()
+            assert refused.value.messages == [
+                "Add an account admin to this sub-account first: only the client's account admins can add a card."]

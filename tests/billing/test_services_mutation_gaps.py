@@ -3,15 +3,19 @@ checks), and Stripe objects that are gone without a trace."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile
-from billing.services import card_remove, card_setup_start, payment_link_send, stripe_customer_link
+from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
+from stripe_connect.gateway import AgencyStripe
 from subaccounts.models import AuditEntry, Membership
-from tests.billing.fixtures import ACCT_A, api_requests
+from tests.billing.fixtures import ACCT_A, api_requests, card, on
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
 
@@ -72,3 +76,56 @@ def test_asking_a_client_without_account_admins_for_a_card_is_refused_with_the_r
                 ask()
             assert refused.value.messages == [
                 "Add an account admin to this sub-account first: only the client's account admins can add a card."]
+
+
+def _queued(task_name: str) -> list[tuple[str, list]]:
+    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
+    import redis
+    from django.conf import settings
+
+    from rebill.celery import app
+
+    messages = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(app.conf.task_default_queue, 0, -1)
+    found = []
+    for raw in messages:
+        message = json.loads(raw)
+        if message["headers"]["task"] == task_name:
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            found.append((message["headers"].get("_schema_name"), args))
+    return found
+
+
+def test_a_new_card_on_file_retries_the_wallets_recharge_and_no_card_does_not(
+        world, connected, localstripe, raw_stripe, django_capture_on_commit_callbacks):
+    import redis
+    from django.conf import settings
+
+    from rebill.celery import app
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(app.conf.task_default_queue)
+    task = "wallets.tasks.wallet_card_replaced_task"
+    # given client 1 has a card on file
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    profile = profile_of(world.a, subaccount)
+    assert _queued(task) == []  # (the page's transaction was never committed)
+
+    # when another card becomes the customer's default at Stripe and the card on file follows it
+    newer = raw_stripe.v1.payment_methods.create(params={"type": "card", "card": card("5555555555554444")},
+                                                 options=on(ACCT_A))
+    raw_stripe.v1.payment_methods.attach(newer.id, params={"customer": profile.stripe_customer_id},
+                                         options=on(ACCT_A))
+    raw_stripe.v1.customers.update(profile.stripe_customer_id, params={
+        "invoice_settings": {"default_payment_method": newer.id}}, options=on(ACCT_A))
+    with tenant_context(world.a.agency), django_capture_on_commit_callbacks(execute=True):
+        assert billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A)).card_last4 == "4444"
+    # then the wallet's failed recharge is retried for that sub-account, in its agency
+    assert _queued(task) == [("alpha", [subaccount.pk])]
+
+    # and when every card is removed at Stripe, nothing is retried
+    for method in raw_stripe.v1.customers.payment_methods.list(profile.stripe_customer_id, params={"type": "card"},
+                                                                options=on(ACCT_A)).data:
+        raw_stripe.v1.payment_methods.detach(method.id, options=on(ACCT_A))
+    with tenant_context(world.a.agency), django_capture_on_commit_callbacks(execute=True):
+        assert billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A)).card_last4 == ""
+    assert _queued(task) == [("alpha", [subaccount.pk])]

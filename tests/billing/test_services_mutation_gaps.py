@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from billing.models import BillingProfile
+from billing.models import BillingProfile, PaymentRequest
 from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.gateway import AgencyStripe
@@ -129,3 +131,26 @@ def test_a_new_card_on_file_retries_the_wallets_recharge_and_no_card_does_not(
     with tenant_context(world.a.agency), django_capture_on_commit_callbacks(execute=True):
         assert billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A)).card_last4 == ""
     assert _queued(task) == [("alpha", [subaccount.pk])]
+
+
+def test_a_card_saved_by_one_client_spends_only_that_clients_open_links(world, connected, localstripe):
+    # given open payment links for both clients of agency A, and an expired one for client 1
+    first, second = world.a.subaccounts
+    with tenant_context(world.a.agency):
+        def link(subaccount, **fields):
+            fields.setdefault("expires_at", timezone.now() + timedelta(days=3))
+            return PaymentRequest.objects.create(subaccount=subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
+                                                 status=PaymentRequest.Status.SENT, requested_by=world.a.admin,
+                                                 **fields)
+        own, others, expired = link(first), link(second), link(first, expires_at=timezone.now() - timedelta(days=1))
+
+    # when client 1's account admin saves a card
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), first, localstripe)
+
+    # then client 1's open link is spent, and client 2's link and the expired one are untouched
+    with tenant_context(world.a.agency):
+        statuses = {r.pk: r.status for r in PaymentRequest.objects.all()}
+        assert statuses == {own.pk: PaymentRequest.Status.COMPLETED, others.pk: PaymentRequest.Status.SENT,
+                            expired.pk: PaymentRequest.Status.SENT}
+        assert list(AuditEntry.objects.filter(action=AuditEntry.Action.PAYMENT_LINK_USED)
+                    .values_list("subaccount_id", "after__payment_request")) == [(first.pk, own.pk)]

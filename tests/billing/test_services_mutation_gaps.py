@@ -139,18 +139,22 @@ def test_a_card_saved_by_one_client_spends_only_that_clients_open_links(world, c
     with tenant_context(world.a.agency):
         def link(subaccount, **fields):
             fields.setdefault("expires_at", timezone.now() + timedelta(days=3))
+            fields.setdefault("status", PaymentRequest.Status.SENT)
             return PaymentRequest.objects.create(subaccount=subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
-                                                 status=PaymentRequest.Status.SENT, requested_by=world.a.admin,
-                                                 **fields)
+                                                 requested_by=world.a.admin, **fields)
         own, others, expired = link(first), link(second), link(first, expires_at=timezone.now() - timedelta(days=1))
+        used_at = timezone.now() - timedelta(days=1)
+        spent = link(first, status=PaymentRequest.Status.COMPLETED, used_at=used_at)
 
     # when client 1's account admin saves a card
     add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), first, localstripe)
 
-    # then client 1's open link is spent, and client 2's link and the expired one are untouched
+    # then client 1's open link is spent, and client 2's link, the expired one and the spent one are untouched
     with tenant_context(world.a.agency):
         statuses = {r.pk: r.status for r in PaymentRequest.objects.all()}
         assert statuses == {own.pk: PaymentRequest.Status.COMPLETED, others.pk: PaymentRequest.Status.SENT,
-                            expired.pk: PaymentRequest.Status.SENT}
+                            expired.pk: PaymentRequest.Status.SENT, spent.pk: PaymentRequest.Status.COMPLETED}
+        spent.refresh_from_db()
+        assert (spent.used_at, spent.used_by) == (used_at, None)
         assert list(AuditEntry.objects.filter(action=AuditEntry.Action.PAYMENT_LINK_USED)
                     .values_list("subaccount_id", "after__payment_request")) == [(first.pk, own.pk)]

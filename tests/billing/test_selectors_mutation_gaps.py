@@ -197,6 +197,15 @@ def test_a_card_setup_made_on_another_account_gives_no_secret(world, connected):
                                           "connected to. Start again."]
 
 
+def test_company_billing_reads_the_membership_with_its_subaccount_in_one_query(world, db):
+    with tenant_context(world.a.agency):
+        first = world.a.subaccounts[0]
+        with CaptureQueriesContext(connection) as queries:
+            membership = company_billing_membership(user=world.a.account_admins[0], subaccount_id=first.pk)
+            assert membership.subaccount.name == first.name
+        assert len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]) == 1
+
+
 def test_manage_client_billing_gathers_the_section(world, connected):
     with tenant_context(world.a.agency):
         first, second = world.a.subaccounts

@@ -173,6 +173,7 @@ def test_company_billing_is_for_that_subaccounts_account_admins_only(world, db):
         later = CardSetup.objects.create(subaccount=first, started_by=world.a.account_admins[0],
                                          stripe_account_id=ACCT_A)
         assert card_setup_for_account_admin(membership=membership, setup_id=later.pk) == later
+        assert card_setup_for_account_admin(membership=membership, setup_id=setup.pk) == setup
         other = company_billing_membership(user=world.a.account_admins[1], subaccount_id=second.pk)
         with pytest.raises(Http404):
             card_setup_for_account_admin(membership=other, setup_id=setup.pk)

@@ -40,6 +40,7 @@ class State:
     code_accounts: dict[str, Json] = field(default_factory=dict)  # code issued by the authorize page -> account
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> account
     revoked: set[str] = field(default_factory=set)
+    deleted_customers: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         for f in fields(self):

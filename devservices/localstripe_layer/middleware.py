@@ -125,6 +125,11 @@ async def _forward(request: web.Request, handler: Handler, params: Json) -> web.
             # Real Stripe answers 400 for a parameter naming an object it cannot see.
             return no_such(value, name, 400)
 
+    customer_id = _customer_in_path(request)
+    if request.method == "GET" and customer_id in state.deleted_customers:
+        # Like Stripe: a deleted customer can still be retrieved, as a stub saying it was deleted.
+        return json_response({"id": customer_id, "object": "customer", "deleted": True})
+
     own = match_route(API_ROUTES, request)
     try:
         if own is not None:
@@ -137,7 +142,15 @@ async def _forward(request: web.Request, handler: Handler, params: Json) -> web.
         return e.to_response()
     except web.HTTPException as e:
         return stripe_error(e.status, f"Unrecognized request URL ({request.method}: {request.path}).")
+    if request.method == "DELETE" and customer_id is not None and response.status == 200:
+        state.deleted_customers.add(customer_id)
     return _normalise_not_found(response)
+
+
+def _customer_in_path(request: web.Request) -> str | None:
+    """The customer id of `/v1/customers/{id}` (the customer itself, not a nested resource)."""
+    segments = request.path.strip("/").split("/")
+    return segments[2] if len(segments) == 3 and segments[:2] == ["v1", "customers"] else None
 
 
 def _normalise_not_found(response: web.StreamResponse) -> web.StreamResponse:

@@ -8,13 +8,16 @@ import pytest
 import time_machine
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, CardSetup, PaymentRequest
 from billing.selectors import (
     CustomerMatch,
+    card_setup_client_secret,
     card_setup_for_account_admin,
     card_setup_refusal_for_client,
     company_billing_membership,
@@ -106,6 +109,26 @@ def test_a_link_expires_by_its_row_too(world, db):
         assert payment_link_request(token=_token(never)) == never
 
 
+def test_a_link_has_expired_at_the_very_moment_its_row_says(world, db):
+    with tenant_context(world.a.agency):
+        expires_at = timezone.now() + timedelta(days=1)
+        request = _request(world.a.subaccounts[0], expires_at=expires_at)
+        token = _token(request)
+        with time_machine.travel(expires_at - timedelta(microseconds=1), tick=False):
+            assert payment_link_request(token=token) == request
+        with time_machine.travel(expires_at, tick=False):
+            assert _refused(token) == [EXPIRED]
+
+
+def test_a_link_is_read_with_its_subaccount_in_one_query(world, db):
+    with tenant_context(world.a.agency):
+        request = _request(world.a.subaccounts[0])
+        token = _token(request)
+        with CaptureQueriesContext(connection) as queries:
+            assert payment_link_request(token=token).subaccount.name == world.a.subaccounts[0].name
+        assert len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]) == 1
+
+
 def test_the_refusals_name_the_subaccount_and_the_next_step(world, db):
     with tenant_context(world.a.agency):
         request = _request(world.a.subaccounts[0])
@@ -147,9 +170,41 @@ def test_company_billing_is_for_that_subaccounts_account_admins_only(world, db):
         setup = CardSetup.objects.create(subaccount=first, started_by=world.a.account_admins[0],
                                          stripe_account_id=ACCT_A)
         assert card_setup_for_account_admin(membership=membership, setup_id=setup.pk) == setup
+        later = CardSetup.objects.create(subaccount=first, started_by=world.a.account_admins[0],
+                                         stripe_account_id=ACCT_A)
+        assert card_setup_for_account_admin(membership=membership, setup_id=later.pk) == later
+        assert card_setup_for_account_admin(membership=membership, setup_id=setup.pk) == setup
         other = company_billing_membership(user=world.a.account_admins[1], subaccount_id=second.pk)
         with pytest.raises(Http404):
             card_setup_for_account_admin(membership=other, setup_id=setup.pk)
+
+
+def test_a_card_setups_secret_is_read_only_through_the_agencys_current_connection(world, db):
+    with tenant_context(world.a.agency):
+        setup = CardSetup.objects.create(subaccount=world.a.subaccounts[0], started_by=world.a.account_admins[0],
+                                         stripe_account_id=ACCT_A, setup_intent_id="seti_x")
+        with pytest.raises(ValidationError) as refused:
+            card_setup_client_secret(setup=setup)
+        assert refused.value.messages == ["Connect your agency's Stripe account first (Settings → Stripe)."]
+
+
+def test_a_card_setup_made_on_another_account_gives_no_secret(world, connected):
+    with tenant_context(world.a.agency):
+        setup = CardSetup.objects.create(subaccount=world.a.subaccounts[0], started_by=world.a.account_admins[0],
+                                         stripe_account_id=ACCT_B, setup_intent_id="seti_x")
+        with pytest.raises(ValidationError) as refused:
+            card_setup_client_secret(setup=setup)
+        assert refused.value.messages == ["This card setup was started on a Stripe account your agency is no longer "
+                                          "connected to. Start again."]
+
+
+def test_company_billing_reads_the_membership_with_its_subaccount_in_one_query(world, db):
+    with tenant_context(world.a.agency):
+        first = world.a.subaccounts[0]
+        with CaptureQueriesContext(connection) as queries:
+            membership = company_billing_membership(user=world.a.account_admins[0], subaccount_id=first.pk)
+            assert membership.subaccount.name == first.name
+        assert len([q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]) == 1
 
 
 def test_manage_client_billing_gathers_the_section(world, connected):
@@ -163,6 +218,17 @@ def test_manage_client_billing_gathers_the_section(world, connected):
         assert section.account_admin_emails == [world.a.account_admins[0].email]
         assert section.recent_requests == list(reversed(requests))[:5]
         assert manage_client_billing(subaccount=second).profile is None
+
+
+def test_manage_client_billing_reads_who_asked_with_the_requests(world, connected):
+    with tenant_context(world.a.agency):
+        first = world.a.subaccounts[0]
+        for _ in range(2):
+            _request(first, requested_by=world.a.admin)
+        section = manage_client_billing(subaccount=first)
+        with CaptureQueriesContext(connection) as queries:
+            assert [r.requested_by.email for r in section.recent_requests] == [world.a.admin.email] * 2
+        assert queries.captured_queries == []
 
 
 # Existing Stripe customers ----------------------------------------------------------------------------------------

@@ -356,6 +356,22 @@ def test_customer_search_by_name_or_email_is_scoped_to_the_account(
         search("name is alice")
 
 
+def test_a_deleted_customer_is_retrieved_as_deleted_and_only_by_its_account(
+        stripe_client: stripe.StripeClient) -> None:
+    gone, _ = customer_with_card(stripe_client, ACCT_A, name="Gone Ltd")
+    stripe_client.v1.customers.delete(gone.id, options=on(ACCT_A))
+
+    # like Stripe: the customer is still there, as a stub that says it was deleted
+    retrieved = stripe_client.v1.customers.retrieve(gone.id, options=on(ACCT_A))
+    assert (retrieved.id, getattr(retrieved, "deleted", False)) == (gone.id, True)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.customers.retrieve(gone.id, options=on(ACCT_B))
+    # and it is in no list any more
+    assert stripe_client.v1.customers.list(options=on(ACCT_A)).data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.customers.delete(gone.id, options=on(ACCT_A))
+
+
 def test_connect_oauth_codes_work_once(stripe_client: stripe.StripeClient) -> None:
     token = stripe_client.oauth.token(params={"grant_type": "authorization_code", "code": "ac_agency_one"})
 

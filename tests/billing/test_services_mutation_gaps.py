@@ -1,0 +1,160 @@
+"""billing/services.py where the rest of the suite does not look: the services' own refusals (behind the views'
+checks), and Stripe objects that are gone without a trace."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from billing.models import BillingProfile, PaymentRequest
+from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
+from devservices.localstripe_server import clear_recorded_requests
+from stripe_connect.gateway import AgencyStripe
+from subaccounts.models import AuditEntry, Membership
+from tests.billing.fixtures import ACCT_A, api_requests, card, on
+from tests.billing.helpers import add_card_on_company_billing, profile_of
+from tests.conftest import client_for
+
+MISSING = "cus_NoLongerAtStripe0"
+
+
+def test_a_customer_stripe_no_longer_knows_at_all_is_forgotten_and_replaced(world, connected, localstripe):
+    # given client 1 added a card, and its customer then vanished from the account without a deleted stub
+    # (Stripe answers resource_missing, as after the agency deletes its test data)
+    subaccount = world.a.subaccounts[0]
+    owner = client_for(world.a, world.a.account_admins[0])
+    add_card_on_company_billing(owner, subaccount, localstripe)
+    with tenant_context(world.a.agency):
+        BillingProfile.objects.filter(subaccount=subaccount).update(stripe_customer_id=MISSING)
+    clear_recorded_requests(localstripe)
+
+    # when the account admin adds a card again
+    response = add_card_on_company_billing(owner, subaccount, localstripe, number="5555555555554444")
+
+    # then it works, on a new customer made with a key that names the one it replaces
+    assert "Your card is saved." in response.content.decode()
+    profile = profile_of(world.a, subaccount)
+    assert profile.stripe_customer_id not in ("", MISSING)
+    assert profile.card_last4 == "4444"
+    [create] = [r for r in api_requests(localstripe) if r["method"] == "POST" and r["path"] == "/v1/customers"]
+    assert create["idempotency_key"] == f"customer:alpha:{profile.pk}:{ACCT_A}:replacing:{MISSING}"
+    with tenant_context(world.a.agency):
+        forgotten = AuditEntry.objects.get(action=AuditEntry.Action.CUSTOMER_FORGOTTEN)
+        assert forgotten.before["stripe_customer_id"] == MISSING
+
+
+def test_the_services_themselves_refuse_the_wrong_person_and_say_why(world, connected, localstripe):
+    # the views answer 404 first; the services refuse on their own too, for any other caller
+    subaccount = world.a.subaccounts[0]
+    clear_recorded_requests(localstripe)
+    with tenant_context(world.a.agency):
+        for person in (world.a.agency_user, world.a.account_admins[0]):
+            with pytest.raises(PermissionError, match=r"^Only agency admins ask clients for a card\.$"):
+                payment_link_send(subaccount=subaccount, by=person, link_url=lambda token: token)
+            with pytest.raises(PermissionError, match=r"^Only agency admins ask clients for a card\.$"):
+                stripe_customer_link(subaccount=subaccount, customer_id="cus_x", by=person)
+        for person in (world.a.admin, world.a.account_admins[1]):
+            with pytest.raises(PermissionError, match=r"^Only the sub-account's account admins manage its card\.$"):
+                card_setup_start(subaccount=subaccount, by=person)
+            with pytest.raises(PermissionError, match=r"^Only the sub-account's account admins manage its card\.$"):
+                card_remove(subaccount=subaccount, by=person)
+        assert not BillingProfile.objects.exists()
+    assert api_requests(localstripe) == []
+
+
+def test_asking_a_client_without_account_admins_for_a_card_is_refused_with_the_reason(world, connected):
+    subaccount = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        Membership.objects.filter(subaccount=subaccount).update(role=Membership.Role.ACCOUNT_USER)
+        for ask in (lambda: payment_link_send(subaccount=subaccount, by=world.a.admin, link_url=lambda token: token),
+                    lambda: stripe_customer_link(subaccount=subaccount, customer_id="cus_x", by=world.a.admin)):
+            with pytest.raises(ValidationError) as refused:
+                ask()
+            assert refused.value.messages == [
+                "Add an account admin to this sub-account first: only the client's account admins can add a card."]
+
+
+def _queued(task_name: str) -> list[tuple[str, list]]:
+    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
+    import redis
+    from django.conf import settings
+
+    from rebill.celery import app
+
+    messages = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(app.conf.task_default_queue, 0, -1)
+    found = []
+    for raw in messages:
+        message = json.loads(raw)
+        if message["headers"]["task"] == task_name:
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            found.append((message["headers"].get("_schema_name"), args))
+    return found
+
+
+def test_a_new_card_on_file_retries_the_wallets_recharge_and_no_card_does_not(
+        world, connected, localstripe, raw_stripe, django_capture_on_commit_callbacks):
+    import redis
+    from django.conf import settings
+
+    from rebill.celery import app
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(app.conf.task_default_queue)
+    task = "wallets.tasks.wallet_card_replaced_task"
+    # given client 1 has a card on file
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    profile = profile_of(world.a, subaccount)
+    assert _queued(task) == []  # (the page's transaction was never committed)
+
+    # when another card becomes the customer's default at Stripe and the card on file follows it
+    newer = raw_stripe.v1.payment_methods.create(params={"type": "card", "card": card("5555555555554444")},
+                                                 options=on(ACCT_A))
+    raw_stripe.v1.payment_methods.attach(newer.id, params={"customer": profile.stripe_customer_id},
+                                         options=on(ACCT_A))
+    raw_stripe.v1.customers.update(profile.stripe_customer_id, params={
+        "invoice_settings": {"default_payment_method": newer.id}}, options=on(ACCT_A))
+    with tenant_context(world.a.agency), django_capture_on_commit_callbacks(execute=True):
+        assert billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A)).card_last4 == "4444"
+    # then the wallet's failed recharge is retried for that sub-account, in its agency
+    assert _queued(task) == [("alpha", [subaccount.pk])]
+
+    # and when every card is removed at Stripe, nothing is retried
+    for method in raw_stripe.v1.customers.payment_methods.list(profile.stripe_customer_id, params={"type": "card"},
+                                                                options=on(ACCT_A)).data:
+        raw_stripe.v1.payment_methods.detach(method.id, options=on(ACCT_A))
+    with tenant_context(world.a.agency), django_capture_on_commit_callbacks(execute=True):
+        assert billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A)).card_last4 == ""
+    assert _queued(task) == [("alpha", [subaccount.pk])]
+
+
+def test_a_card_saved_by_one_client_spends_only_that_clients_open_links(world, connected, localstripe):
+    # given open payment links for both clients of agency A, and an expired one for client 1
+    first, second = world.a.subaccounts
+    with tenant_context(world.a.agency):
+        def link(subaccount, **fields):
+            fields.setdefault("expires_at", timezone.now() + timedelta(days=3))
+            fields.setdefault("status", PaymentRequest.Status.SENT)
+            return PaymentRequest.objects.create(subaccount=subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
+                                                 requested_by=world.a.admin, **fields)
+        own, others, expired = link(first), link(second), link(first, expires_at=timezone.now() - timedelta(days=1))
+        used_at = timezone.now() - timedelta(days=1)
+        spent = link(first, status=PaymentRequest.Status.COMPLETED, used_at=used_at)
+
+    # when client 1's account admin saves a card
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), first, localstripe)
+
+    # then client 1's open link is spent, and client 2's link, the expired one and the spent one are untouched
+    with tenant_context(world.a.agency):
+        statuses = {r.pk: r.status for r in PaymentRequest.objects.all()}
+        assert statuses == {own.pk: PaymentRequest.Status.COMPLETED, others.pk: PaymentRequest.Status.SENT,
+                            expired.pk: PaymentRequest.Status.SENT, spent.pk: PaymentRequest.Status.COMPLETED}
+        spent.refresh_from_db()
+        assert (spent.used_at, spent.used_by) == (used_at, None)
+        assert list(AuditEntry.objects.filter(action=AuditEntry.Action.PAYMENT_LINK_USED)
+                    .values_list("subaccount_id", "after__payment_request")) == [(first.pk, own.pk)]

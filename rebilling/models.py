@@ -79,3 +79,30 @@ class MultiplierOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.product}: {self.multiplier}x"
+
+
+class SubAccountFacts(models.Model):
+    """What agencies.plans.rebilling_decision needs to know about one sub-account, one row each, so that
+    Settings → Phone Integration counts, filters and sorts thousands of sub-accounts off one narrow table instead of
+    joining five. The plan and the Stripe connection are agency-wide and read when the page is asked for, so a
+    plan change or a reconnection never rewrites these rows.
+
+    Kept by database triggers (migration 0003) in the same transaction as every write to the rows the facts come
+    from — whichever code writes them (services, bulk updates, the admin). The application never writes here.
+    """
+
+    subaccount = models.OneToOneField(SubAccount, on_delete=models.DO_NOTHING, primary_key=True, related_name="+")
+    name = models.CharField(max_length=150)
+    provider = models.CharField(max_length=20, blank=True)  # "" without a provider
+    provider_status = models.CharField(max_length=30, blank=True)
+    has_account_admin = models.BooleanField()
+    # The Stripe account the card on file was saved on ("" without a card): it counts only on the current one.
+    card_account_id = models.CharField(max_length=64, blank=True)
+    switched_on = models.BooleanField()
+
+    class Meta:
+        ordering = ["name", "subaccount"]
+        indexes = [models.Index(fields=["name", "subaccount"], name="facts_by_name")]
+
+    def __str__(self) -> str:
+        return f"Rebilling facts of {self.subaccount_id}"

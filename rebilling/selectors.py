@@ -1,13 +1,12 @@
 """Reads about phone rebilling, already scoped to the agency whose schema we are in.
 
-Every state shown comes from agencies.plans.rebilling_decision. For lists, the per-sub-account facts are read in
-one SQL query as plain columns; since an agency's sub-accounts fall into a few dozen combinations of facts at most,
-the counts, the state filter and the state sort ask the policy once per combination, never per row.
+Every state shown comes from agencies.plans.rebilling_decision. For lists, the per-sub-account facts are read as
+plain columns (SubAccountFacts, kept by triggers); since an agency's sub-accounts fall into a few dozen combinations
+of facts at most, the counts, the state filter and the state sort ask the policy once per combination, never per row.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,8 +27,8 @@ from agencies.plans import (
 )
 from billing.models import BillingProfile
 from people.models import User
-from phone.models import ProviderStatus, SubAccountProvider
-from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountRebilling
+from phone.models import SubAccountProvider
+from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountFacts, SubAccountRebilling
 from stripe_connect.selectors import connected_account_for_agency, current_agency
 from subaccounts.models import AuditEntry, Membership, SubAccount
 
@@ -38,7 +37,7 @@ STATE_ORDER = [RebillingState.ENABLED, RebillingState.CAN_BE_ENABLED, RebillingS
 SORTS = {
     "name": "name, id", "-name": "name DESC, id DESC",
     "provider": "provider NULLS FIRST, name, id", "-provider": "provider DESC NULLS LAST, name DESC, id DESC",
-    "state": "state_rank, name, id", "-state": "state_rank DESC, name DESC, id DESC",
+    "state": "name, id", "-state": "name DESC, id DESC",  # within each state: see _slices
 }
 
 
@@ -119,72 +118,96 @@ class PhoneIntegrationPage:
     sort: str
 
 
-def _decision_table(*, plan: str, stripe_connected: bool) -> tuple[str, dict[str, Any]]:
-    """The policy's answer for every combination of facts a sub-account can have, as an SQL VALUES list
-    (provider, provider_status, has_admin, has_card, switched_on, state, state_rank) and its parameters."""
+_FACTS_OF_A_PAGE = f"""
+    SELECT f.subaccount_id AS id, f.name, f.provider, f.provider_status, f.has_account_admin AS has_admin,
+           (f.card_account_id <> '' AND f.card_account_id = %(account_id)s) IS TRUE AS has_card, f.switched_on
+    FROM {SubAccountFacts._meta.db_table} f"""  # noqa: S608
+
+
+def _stored(row: dict[str, Any]) -> dict[str, Any]:
+    """SubAccountFacts writes "no provider" as "" (so that a combination joins on plain equality)."""
+    return {**row, "provider": row["provider"] or None, "provider_status": row["provider_status"] or None}
+
+
+def _combinations_table(combinations: list[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+    """Combinations of facts as an SQL VALUES list and its parameters."""
     rows, params = [], {}
-    providers = [None, *PhoneProvider.values]
-    statuses = [None, *ProviderStatus.values]
-    for n, combination in enumerate(itertools.product(providers, statuses, *[(False, True)] * 3)):
-        state = rebilling_decision(_facts(dict(zip(FACT_COLUMNS, combination, strict=True)), plan=plan,
-                                          stripe_connected=stripe_connected)).state
-        values = (*combination, state.value, STATE_ORDER.index(state))
-        params.update({f"d{n}_{i}": value for i, value in enumerate(values)})
-        rows.append("(" + ", ".join(f"%(d{n}_{i})s{_SQL_TYPES[i]}" for i in range(len(values))) + ")")
+    for n, values in enumerate(combinations):
+        params.update({f"c{n}_{i}": value for i, value in enumerate(values)})
+        rows.append("(" + ", ".join(f"%(c{n}_{i})s{_SQL_TYPES[i]}" for i in range(len(values))) + ")")
     return "VALUES " + ", ".join(rows), params
 
 
-# VALUES needs a type where a column's first value is NULL.
-_SQL_TYPES = ["::text", "::text", "::boolean", "::boolean", "::boolean", "::text", "::integer"]
+_SQL_TYPES = ["::text", "::text", "::boolean", "::boolean", "::boolean"]
+
+
+def _slices(*, counts: dict[str, int], state: str, sort: str, offset: int,
+            limit: int) -> list[tuple[str, int, int]]:
+    """The (state, offset, limit) reads that make up one page: one read, filtered by `state` or not; sorted by
+    state, the page's part of each state in turn (the counts say where each state starts), so that no read sorts
+    every sub-account by state."""
+    if not sort.endswith("state"):
+        return [(state, offset, limit)] if counts.get(state, sum(counts.values())) else []
+    slices = []
+    for each in (reversed(STATE_ORDER) if sort.startswith("-") else STATE_ORDER):
+        if state and each != state:
+            continue
+        if offset < counts[each] and limit > 0:
+            taken = min(limit, counts[each] - offset)
+            slices.append((str(each), offset, taken))
+            limit -= taken
+        offset = max(0, offset - counts[each])
+    return slices
 
 
 def phone_integration_page(*, state: str = "", query: str = "", sort: str = "name", page: int = 1,
                            per_page: int = 50) -> PhoneIntegrationPage:
-    """One page of every sub-account's rebilling state, with counts per state (over the search), in one query.
+    """One page of every sub-account's rebilling state, with counts per state (over the search).
 
-    The policy is asked once per possible combination of facts, before the query; the query joins each
-    sub-account to its combination's answer, so filtering and sorting by state never re-derive a rule."""
+    The facts are SubAccountFacts' (one narrow row per sub-account, kept by triggers). A first query groups the
+    sub-accounts by their combination of facts (a few dozen at most) and the policy is asked once per combination;
+    filtering and sorting by state join the page's query to those combinations' answers, so no rule is
+    re-derived in SQL, and the default page is read straight off the name index."""
     plan = current_agency().plan
     account_id = _connected_account_id()
-    table, params = _decision_table(plan=plan, stripe_connected=account_id is not None)
-    params.update(account_id=account_id, admin_role=Membership.Role.ACCOUNT_ADMIN)
+    stripe_connected = account_id is not None
+    params: dict[str, Any] = {"account_id": account_id}
     where = ""
     if query:
         params["pattern"] = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = "WHERE s.name ILIKE %(pattern)s"
+        where = " WHERE f.name ILIKE %(pattern)s"
     state = state if state in RebillingState.values else ""
     sort = sort if sort in SORTS else "name"
-    page = max(1, page)
-    params.update(state=state, limit=per_page, offset=(page - 1) * per_page)
-    sql = f"""
-        WITH f AS MATERIALIZED ({_facts_sql(where=where)}),
-        d (provider, provider_status, has_admin, has_card, switched_on, state, state_rank) AS ({table}),
-        j AS MATERIALIZED (
-            SELECT f.*, d.state, d.state_rank FROM f JOIN d
-            ON f.provider IS NOT DISTINCT FROM d.provider AND f.provider_status IS NOT DISTINCT FROM d.provider_status
-               AND f.has_admin = d.has_admin AND f.has_card = d.has_card AND f.switched_on = d.switched_on)
-        (SELECT true AS is_count, state, count(*) AS n, NULL::bigint AS id, NULL::text AS name, NULL::text AS provider,
-                NULL::text AS provider_status, NULL::boolean AS has_admin, NULL::boolean AS has_card,
-                NULL::boolean AS switched_on
-         FROM j GROUP BY state)
-        UNION ALL
-        (SELECT false, state, NULL, id, name, provider, provider_status, has_admin, has_card, switched_on
-         FROM j WHERE %(state)s = '' OR state = %(state)s
-         ORDER BY {SORTS[sort]} LIMIT %(limit)s OFFSET %(offset)s)"""  # noqa: S608
-    counts = {str(s): 0 for s in STATE_ORDER}
-    window = []
-    for row in _fetch(sql, params):
-        if row["is_count"]:
-            counts[row["state"]] = row["n"]
-        else:
-            window.append(row)
-    matching = counts[state] if state else sum(counts.values())
-    pages = max(1, math.ceil(matching / per_page))
-    if page > pages:  # past the end (e.g. a stale link): show the last page
-        return phone_integration_page(state=state, query=query, sort=sort, page=pages, per_page=per_page)
+    columns = ", ".join(FACT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns}, count(*) FROM ({_FACTS_OF_A_PAGE}{where}) f GROUP BY {columns}",  # noqa: S608
+                       params)
+        groups = {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
+        decided = {combination: rebilling_decision(_facts(_stored(dict(zip(FACT_COLUMNS, combination, strict=True))),
+                                                          plan=plan, stripe_connected=stripe_connected)).state
+                   for combination in groups}
+        counts = {str(s): 0 for s in STATE_ORDER}
+        for combination, n in groups.items():
+            counts[decided[combination]] += n
+        matching = counts[state] if state else sum(counts.values())
+        pages = max(1, math.ceil(matching / per_page))
+        page = min(max(1, page), pages)  # past the end (e.g. a stale link): the last page
+        window: list[dict[str, Any]] = []
+        for slice_state, offset, limit in _slices(counts=counts, state=state, sort=sort,
+                                                  offset=(page - 1) * per_page, limit=per_page):
+            source = f"({_FACTS_OF_A_PAGE}{where}) f"
+            if slice_state:
+                # Only the combinations in this state: the page is then read off the name index.
+                table, table_params = _combinations_table(
+                    [combination for combination, answer in decided.items() if answer == slice_state])
+                params.update(table_params)
+                source = f"({source} JOIN ({table}) AS d ({columns}) USING ({columns})) f"
+            cursor.execute(f"SELECT id, name, {columns} FROM {source} ORDER BY {SORTS[sort]} "  # noqa: S608
+                           "LIMIT %(limit)s OFFSET %(offset)s", {**params, "limit": limit, "offset": offset})
+            window += [_stored(dict(zip(["id", "name", *FACT_COLUMNS], row, strict=True)))
+                       for row in cursor.fetchall()]
     rows = [PhoneIntegrationRow(subaccount_id=row["id"], name=row["name"], provider=row["provider"],
-                                decision=rebilling_decision(_facts(row, plan=plan,
-                                                                   stripe_connected=account_id is not None)))
+                                decision=rebilling_decision(_facts(row, plan=plan, stripe_connected=stripe_connected)))
             for row in window]
     return PhoneIntegrationPage(rows=rows, counts=counts, total=sum(counts.values()), matching=matching, page=page,
                                 pages=pages, state=state, query=query, sort=sort)

@@ -6,6 +6,7 @@ Agency admins only; every id is looked up among the caller's agency's sub-accoun
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib import messages
@@ -16,13 +17,19 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from agencies.plans import RebillingState, plan_terms
+from agencies.plans import NextAction, RebillingState, plan_terms
 from people.models import User
 from rebill.access import agency_admin_required
 from rebill.forms import add_service_errors
 from rebilling.forms import AutoRechargeForm, BulkForm, MultipliersForm
 from rebilling.sections import preview_rows, resell_context
-from rebilling.selectors import agency_multiplier_defaults, multiplier_rows, phone_integration_page, resell_section
+from rebilling.selectors import (
+    PhoneIntegrationRow,
+    agency_multiplier_defaults,
+    multiplier_rows,
+    phone_integration_page,
+    resell_section,
+)
 from rebilling.services import (
     BULK_OPERATIONS,
     agency_multipliers_set,
@@ -47,6 +54,43 @@ def _int(value: str | None, default: int) -> int:
 
 
 # Settings → Phone Integration --------------------------------------------------------------------------------------
+_TONES = {RebillingState.ENABLED: " good", RebillingState.DISABLED: " bad"}
+_MANAGE_CLIENT_PARTS = {NextAction.ADD_ACCOUNT_ADMIN: "#people", NextAction.ASK_FOR_CARD: "#billing",
+                        NextAction.MANAGE_CLIENT: "#resell"}
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One row as the page prints it: worked out here once, so the template only prints (a page of 50 rows
+    rendered through includes and per-row URL tags cost more than the query)."""
+
+    subaccount_id: int
+    name: str
+    provider: str
+    state: str
+    state_label: str
+    tone: str
+    reason: str
+    action: str
+    action_label: str
+    href: str
+
+
+def _line(row: PhoneIntegrationRow, *, stripe_settings: str) -> _Line:
+    decision = row.decision
+    if decision.action == NextAction.CONNECT_STRIPE:
+        href = stripe_settings
+    elif decision.action == NextAction.UPGRADE_PLAN:
+        href = ""
+    else:
+        href = (reverse("subaccounts:manage", args=[row.subaccount_id])
+                + _MANAGE_CLIENT_PARTS.get(decision.action, "#phone-provider"))
+    return _Line(subaccount_id=row.subaccount_id, name=row.name, provider=row.provider_label,
+                 state=decision.state.value, state_label=str(decision.state.label),
+                 tone=_TONES.get(decision.state, ""), reason=decision.reason, action=decision.action.value,
+                 action_label=str(decision.action.label), href=href)
+
+
 @agency_admin_required
 @require_GET
 def phone_integration(request: HttpRequest) -> HttpResponse:
@@ -61,8 +105,10 @@ def phone_integration(request: HttpRequest) -> HttpResponse:
         (state.value, state.label, page.counts[state.value], link(state=state.value)) for state in RebillingState]
     sorts = {column: link(sort=f"-{column}" if page.sort == column else column)
              for column in ("name", "provider", "state")}
+    stripe_settings = reverse("stripe_connect:settings")
     return render(request, "rebilling/phone_integration.html", {
-        "page": page, "filters": filters, "sorts": sorts, "terms": plan_terms(current_agency().plan),
+        "page": page, "lines": [_line(row, stripe_settings=stripe_settings) for row in page.rows],
+        "filters": filters, "sorts": sorts, "terms": plan_terms(current_agency().plan),
         "previous": link(page=page.page - 1) if page.page > 1 else "",
         "next": link(page=page.page + 1) if page.page < page.pages else "",
     })

@@ -92,7 +92,7 @@ def test_a_switch_on_the_billing_profile_carries_over_and_bills_from_the_deploy_
     deployed_at = timezone.now()
 
     apps = _migrate(old_schema, [("billing", "0003_rebilling_switch_moves_to_rebilling"),
-                                 ("rebilling", "0003_switched_on_says_since_when")])
+                                 ("rebilling", "0004_switched_on_says_since_when")])
     SubAccountRebilling = apps.get_model("rebilling", "SubAccountRebilling")
 
     carried = SubAccountRebilling.objects.get(subaccount_id=on.pk)

@@ -13,7 +13,7 @@ def start_carried_over_switches_now(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("rebilling", "0002_switch_moves_from_billing_profile"),
+        ("rebilling", "0003_subaccount_facts"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from agencies.plans import Product
-from creditusage.models import SpendAlertPolicy
+from creditusage.models import DetailsSharing, SpendAlertPolicy
 from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter
 from subaccounts.models import SubAccount
 
@@ -89,3 +89,11 @@ class SpendAlertPolicyForm(forms.ModelForm):
         fields = ["enabled", "multiple", "floor", "auto_pause"]
         labels = {"multiple": "Alert when a day's spend passes this many times its 30-day average",
                   "floor": "…and this amount ($)", "auto_pause": "Pause the sub-account's phone usage on an alert"}
+
+
+class DetailsSharingForm(forms.ModelForm):
+    class Meta:
+        model = DetailsSharing
+        fields = ["account_users_may_view"]
+        labels = {"account_users_may_view": "Account users (not only account admins) may see their sub-account's "
+                                            "credit usage details and CSV, read-only"}

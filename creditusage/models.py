@@ -52,6 +52,21 @@ class SpendAlertPolicy(models.Model):
         return f"{self.multiple}x and ${self.floor}"
 
 
+class DetailsSharing(models.Model):
+    """The agency's choice (one row per agency schema, default off): may a sub-account's account users, not
+    only its account admins, read Company Billing → See details and its CSV?"""
+
+    singleton = models.BooleanField(default=True, unique=True)
+    account_users_may_view = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="details_sharing_singleton", condition=Q(singleton=True))]
+
+    def __str__(self) -> str:
+        return "account users may view" if self.account_users_may_view else "account admins only"
+
+
 class SpendAlert(models.Model):
     """At most one per sub-account and day (the unique constraint makes a second run a no-op)."""
 

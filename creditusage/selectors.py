@@ -11,17 +11,20 @@ from typing import Any
 
 from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.http import Http404
 
 from agencies.plans import Product
 from creditusage.models import (
     AgencyDayRollup,
+    DetailsSharing,
     LedgerDayTotal,
     SpendAlert,
     SubAccountMonthTotal,
     UsageMonthRollup,
     UsageRollup,
 )
-from subaccounts.models import SubAccount
+from people.models import User
+from subaccounts.models import Membership, SubAccount
 from wallets.models import Wallet, WalletEntry
 
 PAGE_SIZE = 50
@@ -57,6 +60,24 @@ class Cursor:
             raise ValueError("bad cursor")
         return cls(created_at=datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC).replace(
             microsecond=int(micros) % 1_000_000), seq=int(seq))
+
+
+def account_users_may_view_details() -> bool:
+    return DetailsSharing.objects.filter(account_users_may_view=True).exists()
+
+
+def details_membership(*, user: User, subaccount_id: int) -> Membership:
+    """The caller's membership of that sub-account if it may read See details — an account admin, or an account
+    user when the agency allows it — or 404 (agency staff and other sub-accounts' people included)."""
+    roles = [Membership.Role.ACCOUNT_ADMIN]
+    if account_users_may_view_details():
+        roles.append(Membership.Role.ACCOUNT_USER)
+    membership = (Membership.objects.select_related("subaccount")
+                  .filter(user=user, user__role=User.Role.CLIENT, subaccount_id=subaccount_id, role__in=roles)
+                  .first())
+    if membership is None:
+        raise Http404("No such sub-account")
+    return membership
 
 
 def day_start(day: date) -> datetime:

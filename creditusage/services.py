@@ -14,6 +14,7 @@ from django.db.models import Q, Sum
 from agencies.plans import PhoneProvider
 from creditusage.models import (
     AgencyDayRollup,
+    DetailsSharing,
     LedgerDayTotal,
     SpendAlert,
     SpendAlertPolicy,
@@ -26,7 +27,8 @@ from phone.models import SubAccountProvider
 from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
 from phone.usage_client import set_account_status
 from rebill.mail import email_send
-from subaccounts.models import SubAccount
+from subaccounts.audit import audit_record
+from subaccounts.models import AuditEntry, SubAccount
 from wallets.models import Wallet, WalletEntry
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,28 @@ def entry_rollups_add(*, wallet_id: int, after_seq: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_ROLLUP_SQL, params)
         cursor.execute(_DAY_TOTALS_SQL, params)
+
+
+# --- who may read See details ----------------------------------------------------------------------------------
+
+def details_sharing() -> DetailsSharing:
+    sharing, _ = DetailsSharing.objects.get_or_create(singleton=True)
+    return sharing
+
+
+@transaction.atomic
+def details_sharing_update(*, account_users_may_view: bool, by: User) -> DetailsSharing:
+    """Let (or stop letting) every sub-account's account users read its See details, read-only. Agency admins
+    only (the view checks); audited agency-wide in the same transaction."""
+    sharing = DetailsSharing.objects.select_for_update().get(pk=details_sharing().pk)
+    before = sharing.account_users_may_view
+    if before == account_users_may_view:
+        return sharing
+    sharing.account_users_may_view = account_users_may_view
+    sharing.save()
+    audit_record(subaccount=None, actor=by.email, action=AuditEntry.Action.DETAILS_SHARING_CHANGED,
+                 before={"account_users_may_view": before}, after={"account_users_may_view": account_users_may_view})
+    return sharing
 
 
 # --- spend alerts (guard against SMS pumping and toll fraud) ---------------------------------------------------

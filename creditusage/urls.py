@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/<int:subaccount_id>/billing/details/", views.client_details, name="client-details"),
     path("agency/subaccounts/<int:subaccount_id>/usage/", views.agency_usage_details, name="agency-details"),
     path("agency/settings/billing/details/", views.rebilling_dashboard, name="dashboard"),
+    path("agency/settings/billing/details-sharing/", views.details_sharing_settings, name="details-sharing"),
     path("agency/settings/billing/spend-alerts/", views.spend_alert_settings, name="spend-alerts"),
     path("agency/settings/billing/reconciliation.csv", views.reconciliation_export, name="reconciliation"),
 ]

@@ -15,7 +15,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.selectors import company_billing_membership
 from creditusage import selectors
 from creditusage.charts import daily_stacked_svg
 from creditusage.exports import (
@@ -28,8 +27,13 @@ from creditusage.exports import (
     reconciliation_row,
     text_cell,
 )
-from creditusage.forms import DashboardFilterForm, EntryFilterForm, SpendAlertPolicyForm
-from creditusage.services import spend_alert_policy, spend_alert_policy_update
+from creditusage.forms import DashboardFilterForm, DetailsSharingForm, EntryFilterForm, SpendAlertPolicyForm
+from creditusage.services import (
+    details_sharing,
+    details_sharing_update,
+    spend_alert_policy,
+    spend_alert_policy_update,
+)
 from people.models import User
 from rebill.access import agency_admin_required
 from subaccounts.models import SubAccount
@@ -42,7 +46,8 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str) -> HttpResponseBase:
+def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str,
+             extra: dict[str, Any] | None = None) -> HttpResponseBase:
     form = EntryFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return render(request, template, {"subaccount": subaccount, "form": form}, status=400)
@@ -76,15 +81,17 @@ def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, 
         "chart": chart,
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
         "next_query": next_query.urlencode() if page.next_cursor else "",
-        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),
+        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"), **(extra or {}),
     }
     return render(request, template, context)
 
 
 @login_required
 def client_details(request: HttpRequest, subaccount_id: int) -> HttpResponseBase:
-    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
-    return _details(request, membership.subaccount, for_agency=False, template="creditusage/client_details.html")
+    """Account admins; account users too, read-only, when the agency allows it (the page has no write action)."""
+    membership = selectors.details_membership(user=_user(request), subaccount_id=subaccount_id)
+    return _details(request, membership.subaccount, for_agency=False, template="creditusage/client_details.html",
+                    extra={"membership": membership})
 
 
 @agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
@@ -121,6 +128,7 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
     return render(request, "creditusage/dashboard.html", {
         "form": form, "dashboard": dashboard, "chart": chart, "month": month,
         "policy_form": SpendAlertPolicyForm(instance=spend_alert_policy()),
+        "sharing_form": DetailsSharingForm(instance=details_sharing()),
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
     })
 
@@ -157,3 +165,14 @@ def spend_alert_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Spend alert settings saved.")
             return redirect("creditusage:dashboard")
     return render(request, "creditusage/spend_alert_settings.html", {"policy_form": form}, status=400)
+
+
+@agency_admin_required
+@require_POST
+def details_sharing_settings(request: HttpRequest) -> HttpResponse:
+    form = DetailsSharingForm(request.POST, instance=details_sharing())
+    if not form.is_valid():
+        return HttpResponse("Bad request.", status=400, content_type="text/plain")
+    details_sharing_update(account_users_may_view=form.cleaned_data["account_users_may_view"], by=_user(request))
+    messages.success(request, "Saved: who may see clients' usage details.")
+    return redirect("creditusage:dashboard")

@@ -3,7 +3,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from creditusage.selectors import spend_alerts_recent
+from creditusage.selectors import account_users_may_view_details, spend_alerts_recent
 
 register = template.Library()
 
@@ -12,3 +12,9 @@ register = template.Library()
 def spend_alerts() -> dict[str, Any]:
     """The last week's spend alerts, for Settings → Phone Integration."""
     return {"alerts": list(spend_alerts_recent(today=timezone.now().date()).select_related("subaccount")[:20])}
+
+
+@register.simple_tag
+def account_users_see_details() -> bool:
+    """Whether the agency lets account users read their sub-account's See details."""
+    return account_users_may_view_details()

@@ -160,3 +160,43 @@ class SubAccountMonthTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.month:%Y-%m}: {self.revenue}"
+
+
+class UsageCostRollup(models.Model):
+    """Σ of the usage deltas (phone.UsageDelta) of one sub-account per usage day and product: the agency's cost
+    (LC Phone price book or the agency's own Twilio price) of *all* its usage, rebilled or not. Kept by a
+    statement trigger on phone_usagedelta (migration 0006), in the transaction that writes the deltas."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    deltas = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day", "product"], name="one_cost_rollup")]
+        indexes = [models.Index(fields=["day", "subaccount"], name="cost_rollups_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day} {self.product}: {self.cost}"
+
+
+class UsageCostMonthRollup(models.Model):
+    """UsageCostRollup summed per calendar month (kept by the same trigger)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()  # the 1st
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    deltas = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount", "product"],
+                                               name="one_cost_month_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m} {self.product}: {self.cost}"

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from creditusage import selectors
 from creditusage.charts import daily_stacked_svg
+from creditusage.dashboard import rebilling_dashboard as rebilling_dashboard_read
 from creditusage.exports import (
     AGENCY_HEADER,
     CLIENT_HEADER,
@@ -105,11 +106,9 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
     form = DashboardFilterForm(request.GET or None, subaccounts=subaccounts_for_agency_staff(user=_user(request)))
     if request.GET and not form.is_valid():
         return render(request, "creditusage/dashboard.html", {"form": form}, status=400)
-    data = form.cleaned_data if form.is_bound else {}
-    month = form.month_or(timezone.now().date()) if form.is_bound else timezone.now().date().replace(day=1)
+    dashboard_filter = form.dashboard_filter(timezone.now().date())
     as_csv = request.GET.get("format") == "csv"
-    dashboard = selectors.rebilling_dashboard(month=month, subaccount_ids=data.get("subaccount") or None,
-                                              product=data.get("product") or "", top=None if as_csv else 50)
+    dashboard = rebilling_dashboard_read(dashboard_filter=dashboard_filter, top=None if as_csv else 50)
     if as_csv:
         rows = ([str(row.subaccount_id), text_cell(row.name), money_cell(row.current.revenue),
                  money_cell(row.current.cost), money_cell(row.current.profit),
@@ -117,16 +116,16 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
                  money_cell(row.previous.revenue),
                  "" if row.revenue_change is None else f"{row.revenue_change:f}"]
                 for row in dashboard.per_subaccount)
-        return csv_response(filename=f"rebilling-{month:%Y-%m}.csv",
+        return csv_response(filename=f"rebilling-{dashboard.start:%Y-%m-%d}-{dashboard.end:%Y-%m-%d}.csv",
                             header=["subaccount_id", "subaccount", "revenue", "cost", "profit", "margin_percent",
                                     "previous_month_revenue", "revenue_change_percent"], rows=rows)
     query = request.GET.copy()
     query.pop("format", None)
     form.offer([(row.subaccount_id, row.name) for row in dashboard.per_subaccount])
-    chart = daily_stacked_svg(days=dashboard.daily, start=dashboard.month_start, end=dashboard.month_end,
+    chart = daily_stacked_svg(days=dashboard.daily, start=dashboard.start, end=dashboard.end,
                               title="Rebilled usage per day")
     return render(request, "creditusage/dashboard.html", {
-        "form": form, "dashboard": dashboard, "chart": chart, "month": month,
+        "form": form, "dashboard": dashboard, "chart": chart, "filter": dashboard_filter,
         "policy_form": SpendAlertPolicyForm(instance=spend_alert_policy()),
         "sharing_form": DetailsSharingForm(instance=details_sharing()),
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",

@@ -6,6 +6,8 @@ from django import forms
 from django.db.models import QuerySet
 
 from agencies.plans import Product
+from agency_wallets.models import AgencyWalletEntry
+from creditusage.agency_wallet import AgencyWalletFilter
 from creditusage.dashboard import DashboardFilter
 from creditusage.models import DetailsSharing, SpendAlertPolicy
 from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter, month_bounds
@@ -43,6 +45,24 @@ class EntryFilterForm(forms.Form):
 
 
 MAX_RANGE_DAYS = 3 * 366  # the dashboard reads a period's whole months from the monthly rollups: cheap
+
+
+class AgencyWalletFilterForm(forms.Form):
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    kind = forms.ChoiceField(required=False, label="Type", choices=[("", "All"), *AgencyWalletEntry.Kind.choices])
+    after = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must be on or before the end date.")
+        return data
+
+    def wallet_filter(self) -> AgencyWalletFilter:
+        data = self.cleaned_data if self.is_bound else {}
+        return AgencyWalletFilter(start=data.get("start"), end=data.get("end"), kind=data.get("kind") or "")
 
 
 class SubAccountIdsField(forms.Field):

@@ -16,19 +16,34 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from creditusage import selectors
+from creditusage.agency_wallet import (
+    agency_wallet_entries,
+    agency_wallet_entry_description,
+    agency_wallet_entry_reference,
+    agency_wallet_of_current_agency,
+    agency_wallet_page,
+)
 from creditusage.charts import daily_stacked_svg
 from creditusage.dashboard import rebilling_dashboard as rebilling_dashboard_read
 from creditusage.exports import (
     AGENCY_HEADER,
+    AGENCY_WALLET_HEADER,
     CLIENT_HEADER,
     RECONCILIATION_HEADER,
+    agency_wallet_row,
     csv_response,
     line_row,
     money_cell,
     reconciliation_row,
     text_cell,
 )
-from creditusage.forms import DashboardFilterForm, DetailsSharingForm, EntryFilterForm, SpendAlertPolicyForm
+from creditusage.forms import (
+    AgencyWalletFilterForm,
+    DashboardFilterForm,
+    DetailsSharingForm,
+    EntryFilterForm,
+    SpendAlertPolicyForm,
+)
 from creditusage.services import (
     details_sharing,
     details_sharing_update,
@@ -175,3 +190,30 @@ def details_sharing_settings(request: HttpRequest) -> HttpResponse:
     details_sharing_update(account_users_may_view=form.cleaned_data["account_users_may_view"], by=_user(request))
     messages.success(request, "Saved: who may see clients' usage details.")
     return redirect("creditusage:dashboard")
+
+
+@agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
+def agency_wallet_details(request: HttpRequest) -> HttpResponseBase:
+    """Settings → Billing → See details: the agency's wallet with the platform, newest first."""
+    form = AgencyWalletFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return render(request, "creditusage/agency_wallet.html", {"form": form}, status=400)
+    entries = agency_wallet_entries(wallet_filter=form.wallet_filter())
+    if request.GET.get("format") == "csv":
+        return csv_response(filename="platform-wallet.csv", header=AGENCY_WALLET_HEADER,
+                            rows=(agency_wallet_row(entry) for entry in entries.iterator(chunk_size=2000)))
+    page = agency_wallet_page(entries=entries, after=form.cleaned_data.get("after") if form.is_bound else None)
+    query = request.GET.copy()
+    query.pop("after", None)
+    query.pop("format", None)
+    next_query = query.copy()
+    if page.next_after is not None:
+        next_query["after"] = str(page.next_after)
+    return render(request, "creditusage/agency_wallet.html", {
+        "form": form, "wallet": agency_wallet_of_current_agency(),
+        "lines": [(entry, agency_wallet_entry_description(entry), agency_wallet_entry_reference(entry))
+                  for entry in page.entries],
+        "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
+        "next_query": next_query.urlencode() if page.next_after is not None else "",
+        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),
+    })

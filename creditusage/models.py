@@ -77,6 +77,9 @@ class SpendAlert(models.Model):
     multiple = models.DecimalField(max_digits=8, decimal_places=2)
     floor = models.DecimalField(max_digits=18, decimal_places=2)
     paused = models.BooleanField(default=False)
+    # An agency admin lifted the pause (the provider is resumed by a job after this commits).
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -278,3 +278,7 @@ def spend_alerts_recent(*, days: int = 7, today: date) -> QuerySet[SpendAlert]:
     return SpendAlert.objects.filter(day__gte=today - timedelta(days=days)).order_by("-day", "-pk")
 
 
+def spend_alerts_paused(*, subaccount_id: int) -> QuerySet[SpendAlert]:
+    """The alerts whose pause of this sub-account nobody has lifted yet."""
+    return SpendAlert.objects.filter(subaccount_id=subaccount_id, paused=True, resumed_at__isnull=True).order_by(
+        "-day")

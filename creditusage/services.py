@@ -6,10 +6,12 @@ import logging
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
+from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from agencies.plans import PhoneProvider
 from creditusage.models import (
@@ -138,16 +140,20 @@ def spend_alert_policy_update(*, enabled: bool, multiple: Decimal, floor: Decima
     return policy
 
 
-def spend_alerts_check(*, day: date) -> list[SpendAlert]:
+def spend_alerts_check(*, day: date, subaccount_ids: list[int] | None = None) -> list[SpendAlert]:
     """Raise today's alerts: a sub-account whose rebilled spend on `day` (usage day, from the rollups) passes
-    `multiple` × its average over the 30 days before and the floor. Once per sub-account and day (unique)."""
+    `multiple` × its average over the 30 days before and the floor. Once per sub-account and day (unique).
+    `subaccount_ids` narrows the check to those (the ones just rated)."""
     policy = spend_alert_policy()
     if not policy.enabled:
         return []
     spend_on_day = Sum("revenue", filter=Q(day=day))
     before = Sum("revenue", filter=Q(day__lt=day))
-    rows = (UsageRollup.objects.filter(day__gte=day - timedelta(days=TRAILING_DAYS), day__lte=day).order_by()
-            .values("subaccount_id").annotate(spend=spend_on_day, before=before).filter(spend__gt=policy.floor))
+    rollups = UsageRollup.objects.filter(day__gte=day - timedelta(days=TRAILING_DAYS), day__lte=day)
+    if subaccount_ids is not None:
+        rollups = rollups.filter(subaccount_id__in=subaccount_ids)
+    rows = (rollups.order_by().values("subaccount_id").annotate(spend=spend_on_day, before=before)
+            .filter(spend__gt=policy.floor))
     raised = []
     for row in rows:
         average = ((row["before"] or Decimal(0)) / TRAILING_DAYS).quantize(Decimal("0.000001"))
@@ -176,6 +182,8 @@ def _spend_alert_raise(*, subaccount_id: int, day: date, spend: Decimal, average
             "This can be SMS pumping or toll fraud: check the sub-account's usage details.\n")
     if policy.auto_pause:
         body += "Its phone usage has been paused automatically, as your settings ask.\n"
+        audit_record(subaccount=subaccount, actor="spend alert", action=AuditEntry.Action.SPEND_ALERT_PAUSED,
+                     after={"day": day.isoformat(), "spend": str(spend), "trailing_average": str(average)})
     if admins:
         transaction.on_commit(partial(email_send, subject=f"Unusual phone spend: {subaccount.name}", body=body,
                                       to=admins))
@@ -186,15 +194,82 @@ def _spend_alert_raise(*, subaccount_id: int, day: date, spend: Decimal, average
     return alert
 
 
-def spend_alert_pause_apply(*, alert_id: int) -> str:
-    """Suspend the sub-account's LC Phone subaccount at the provider (the platform's master account owns it).
-    An agency's own Twilio account is left alone, as the wallet's suspension does."""
-    alert = SpendAlert.objects.get(pk=alert_id)
-    provider = SubAccountProvider.objects.filter(subaccount_id=alert.subaccount_id).first()
-    if provider is None or provider.provider != PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
-        return "skipped"
+def spend_alerts_after_rating(*, subaccount_ids: list[int]) -> list[SpendAlert]:
+    """Right after a rating: check today's spend of the sub-accounts just rated (their rollup rows only), so a
+    spike is caught with the pull that brought it, not up to 15 minutes later."""
+    if not subaccount_ids:
+        return []
+    return spend_alerts_check(day=timezone.now().date(), subaccount_ids=sorted(set(subaccount_ids)))
+
+
+def subaccount_paused_by_spend_alert(*, subaccount_id: int) -> bool:
+    return SpendAlert.objects.filter(subaccount_id=subaccount_id, paused=True, resumed_at__isnull=True).exists()
+
+
+def _lc_phone_sid(subaccount_id: int) -> str:
+    """The sub-account's LC Phone subaccount (the platform's master account owns it), or "" — an agency's own
+    Twilio account is left alone, as the wallet's suspension does."""
+    provider = SubAccountProvider.objects.filter(subaccount_id=subaccount_id).first()
+    if provider is None or provider.provider != PhoneProvider.LC_PHONE:
+        return ""
+    return provider.lc_phone_account_sid or ""
+
+
+def _account_status_set(*, account_sid: str, status: Literal["active", "suspended"]) -> None:
     master = master_access()
-    set_account_status(account_sid=provider.lc_phone_account_sid, status="suspended", auth_sid=master.auth_sid,
+    set_account_status(account_sid=account_sid, status=status, auth_sid=master.auth_sid,
                        auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
                        retry=twilio_retry())
+
+
+def spend_alert_pause_apply(*, alert_id: int) -> str:
+    """Suspend the sub-account's LC Phone subaccount at the provider — unless an agency admin lifted the pause
+    first. Called outside any transaction; a lift that lands during the call is honoured by resuming again."""
+    alert = SpendAlert.objects.get(pk=alert_id)
+    if alert.resumed_at is not None:
+        return "resumed"
+    sid = _lc_phone_sid(alert.subaccount_id)
+    if not sid:
+        return "skipped"
+    _account_status_set(account_sid=sid, status="suspended")
+    if SpendAlert.objects.filter(pk=alert_id, resumed_at__isnull=False).exists():
+        from creditusage.tasks import spend_alert_resume
+
+        spend_alert_resume.delay(alert.subaccount_id)
     return "suspended"
+
+
+@transaction.atomic
+def spend_alert_pause_lift(*, subaccount: SubAccount, by: User) -> list[SpendAlert]:
+    """An agency admin resumes a sub-account a spend alert paused: every pause of it is lifted (audited in the
+    same transaction); the provider is resumed by a job once this commits."""
+    alerts = list(SpendAlert.objects.select_for_update().filter(subaccount=subaccount, paused=True,
+                                                                resumed_at__isnull=True).order_by("pk"))
+    if not alerts:
+        raise ValidationError(f"{subaccount.name}'s phone usage is not paused by a spend alert.")
+    now = timezone.now()
+    SpendAlert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(resumed_at=now, resumed_by=by.email)
+    audit_record(subaccount=subaccount, actor=by.email, action=AuditEntry.Action.SPEND_ALERT_RESUMED,
+                 before={"paused_by_alerts_of": [alert.day.isoformat() for alert in alerts]},
+                 after={"paused_by_alerts_of": []})
+    from creditusage.tasks import spend_alert_resume
+
+    transaction.on_commit(partial(spend_alert_resume.delay, subaccount.pk))
+    return alerts
+
+
+def spend_alert_resume_apply(*, subaccount_id: int) -> str:
+    """Make the LC Phone subaccount active again after a lifted pause — unless it must stay suspended for
+    another reason: a newer alert paused it again, or its wallet is unpaid (balance ≤ 0, recharge failed)."""
+    from wallets.services.suspension import _should_be_suspended as wallet_should_be_suspended  # wallets imports us
+
+    if subaccount_paused_by_spend_alert(subaccount_id=subaccount_id):
+        return "still paused"
+    wallet = Wallet.objects.filter(subaccount_id=subaccount_id).first()
+    if wallet is not None and wallet_should_be_suspended(wallet):
+        return "kept suspended for non-payment"
+    sid = _lc_phone_sid(subaccount_id)
+    if not sid:
+        return "skipped"
+    _account_status_set(account_sid=sid, status="active")
+    return "active"

@@ -47,6 +47,7 @@ from creditusage.forms import (
 from creditusage.services import (
     details_sharing,
     details_sharing_update,
+    spend_alert_pause_lift,
     spend_alert_policy,
     spend_alert_policy_update,
 )
@@ -217,3 +218,19 @@ def agency_wallet_details(request: HttpRequest) -> HttpResponseBase:
         "next_query": next_query.urlencode() if page.next_after is not None else "",
         "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),
     })
+
+
+@agency_admin_required
+@require_POST
+def spend_alert_resume_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    """Resume a sub-account a spend alert paused (from Phone Integration or Manage Client)."""
+    subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
+    try:
+        spend_alert_pause_lift(subaccount=subaccount, by=_user(request))
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, f"{subaccount.name}'s phone usage is being resumed.")
+    if request.POST.get("back") == "manage":
+        return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+    return redirect("rebilling:phone-integration")

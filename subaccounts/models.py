@@ -68,6 +68,8 @@ class AuditEntry(models.Model):
         AGENCY_MULTIPLIERS_CHANGED = "agency_multipliers_changed", "Agency default multipliers changed"
         # Credit usage details
         DETAILS_SHARING_CHANGED = "details_sharing_changed", "Account users' access to usage details changed"
+        SPEND_ALERT_PAUSED = "spend_alert_paused", "Phone usage paused by a spend alert"
+        SPEND_ALERT_RESUMED = "spend_alert_resumed", "Phone usage resumed after a spend alert"
 
     # Null: an agency-wide change that applies to every sub-account (e.g. the agency's default multipliers).
     subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, null=True, blank=True,

@@ -3,7 +3,8 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from creditusage.selectors import account_users_may_view_details, spend_alerts_recent
+from creditusage.selectors import account_users_may_view_details, spend_alerts_paused, spend_alerts_recent
+from subaccounts.models import SubAccount
 
 register = template.Library()
 
@@ -18,3 +19,9 @@ def spend_alerts() -> dict[str, Any]:
 def account_users_see_details() -> bool:
     """Whether the agency lets account users read their sub-account's See details."""
     return account_users_may_view_details()
+
+
+@register.inclusion_tag("creditusage/_spend_alert_pause.html")
+def spend_alert_pause(subaccount: SubAccount) -> dict[str, Any]:
+    """On Manage Client: the spend alerts pausing this sub-account, with a way to resume it."""
+    return {"subaccount": subaccount, "alerts": list(spend_alerts_paused(subaccount_id=subaccount.pk))}

@@ -35,13 +35,20 @@ from wallets.models import Wallet, WalletEntry
 
 logger = logging.getLogger(__name__)
 
+# One statement for any number of wallets: the entries after each wallet's last counted seq, folded into every
+# rollup (usage per usage day and product, per month, per agency day; every entry per created day, product, sign).
 _ROLLUP_SQL = f"""
-WITH new AS (
-    SELECT w.subaccount_id, e.day, e.product, sum(e.units_delta) AS units, sum(e.cost_delta) AS cost,
-           sum(-e.amount) AS revenue, count(*) AS entries
-    FROM {WalletEntry._meta.db_table} e JOIN {Wallet._meta.db_table} w ON w.id = e.wallet_id
-    WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s AND e.usage_delta_id IS NOT NULL
-    GROUP BY w.subaccount_id, e.day, e.product
+WITH entries AS MATERIALIZED (
+    SELECT w.subaccount_id, e.wallet_id, e.created_at, e.day, e.product, e.amount, e.units_delta, e.cost_delta,
+           e.usage_delta_id
+    FROM unnest(%(wallet_ids)s::bigint[], %(after_seqs)s::bigint[]) AS b(wallet_id, after_seq)
+    JOIN {WalletEntry._meta.db_table} e ON e.wallet_id = b.wallet_id AND e.seq > b.after_seq
+    JOIN {Wallet._meta.db_table} w ON w.id = b.wallet_id
+), new AS MATERIALIZED (
+    SELECT subaccount_id, day, product, sum(units_delta) AS units, sum(cost_delta) AS cost,
+           sum(-amount) AS revenue, count(*) AS entries
+    FROM entries WHERE usage_delta_id IS NOT NULL
+    GROUP BY subaccount_id, day, product
 ), by_day AS (
     INSERT INTO {UsageRollup._meta.db_table} AS r (subaccount_id, day, product, units, cost, revenue, entries)
     SELECT subaccount_id, day, product, units, cost, revenue, entries FROM new
@@ -60,6 +67,16 @@ WITH new AS (
     SELECT subaccount_id, date_trunc('month', day)::date, sum(cost), sum(revenue) FROM new GROUP BY 1, 2
     ON CONFLICT (month, subaccount_id) DO UPDATE SET
         cost = t.cost + EXCLUDED.cost, revenue = t.revenue + EXCLUDED.revenue
+), day_totals AS (
+    INSERT INTO {LedgerDayTotal._meta.db_table} AS t
+        (wallet_id, day, product, sign, entries, amount, usage_cost, usage_amount)
+    SELECT wallet_id, (created_at AT TIME ZONE 'UTC')::date, product, sign(amount)::smallint, count(*),
+           sum(amount), coalesce(sum(cost_delta) FILTER (WHERE usage_delta_id IS NOT NULL), 0),
+           coalesce(sum(-amount) FILTER (WHERE usage_delta_id IS NOT NULL), 0)
+    FROM entries GROUP BY 1, 2, 3, 4
+    ON CONFLICT (wallet_id, day, product, sign) DO UPDATE SET
+        entries = t.entries + EXCLUDED.entries, amount = t.amount + EXCLUDED.amount,
+        usage_cost = t.usage_cost + EXCLUDED.usage_cost, usage_amount = t.usage_amount + EXCLUDED.usage_amount
 )
 -- Shared by every sub-account of the agency: rows taken in (day, product) order, so writers queue, never deadlock.
 INSERT INTO {AgencyDayRollup._meta.db_table} AS a (day, product, cost, revenue)
@@ -67,31 +84,25 @@ SELECT day, product, sum(cost), sum(revenue) FROM new GROUP BY 1, 2 ORDER BY 1, 
 ON CONFLICT (day, product) DO UPDATE SET cost = a.cost + EXCLUDED.cost, revenue = a.revenue + EXCLUDED.revenue
 """  # noqa: S608 — only our own table names are formatted in
 
-_DAY_TOTALS_SQL = f"""
-INSERT INTO {LedgerDayTotal._meta.db_table} AS t
-    (wallet_id, day, product, sign, entries, amount, usage_cost, usage_amount)
-SELECT e.wallet_id, (e.created_at AT TIME ZONE 'UTC')::date, e.product, sign(e.amount)::smallint, count(*),
-       sum(e.amount), coalesce(sum(e.cost_delta) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0),
-       coalesce(sum(-e.amount) FILTER (WHERE e.usage_delta_id IS NOT NULL), 0)
-FROM {WalletEntry._meta.db_table} e
-WHERE e.wallet_id = %(wallet_id)s AND e.seq > %(after_seq)s
-GROUP BY 1, 2, 3, 4
-ON CONFLICT (wallet_id, day, product, sign) DO UPDATE SET
-    entries = t.entries + EXCLUDED.entries, amount = t.amount + EXCLUDED.amount,
-    usage_cost = t.usage_cost + EXCLUDED.usage_cost, usage_amount = t.usage_amount + EXCLUDED.usage_amount
-"""  # noqa: S608 — only our own table names are formatted in
-
 
 def entry_rollups_add(*, wallet_id: int, after_seq: int) -> None:
     """Fold the entries appended after `after_seq` into the rollups (usage per usage day and product; every entry
     per created day, product and sign). Called by every writer of the ledger, in the transaction that appended
     them, with the wallet locked: the lock orders the writers, so no entry is counted twice or missed."""
+    entries_rollups_add(after_seqs={wallet_id: after_seq})
+
+
+def entries_rollups_add(*, after_seqs: dict[int, int]) -> None:
+    """`entry_rollups_add` for many wallets at once (wallet id → last seq already counted): one statement for a
+    whole rating batch, whatever its number of wallets."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("entry_rollups_add needs the appending transaction (and its wallet lock)")
-    params = {"wallet_id": wallet_id, "after_seq": after_seq}
+    if not after_seqs:
+        return
+    wallet_ids = sorted(after_seqs)
+    params = {"wallet_ids": wallet_ids, "after_seqs": [after_seqs[wallet_id] for wallet_id in wallet_ids]}
     with connection.cursor() as cursor:
         cursor.execute(_ROLLUP_SQL, params)
-        cursor.execute(_DAY_TOTALS_SQL, params)
 
 
 # --- who may read See details ----------------------------------------------------------------------------------

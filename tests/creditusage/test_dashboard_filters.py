@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import PhoneProvider, Product
-from creditusage.dashboard import period_pieces, previous_period
+from creditusage.dashboard import DashboardFilter, period_pieces, previous_period, rebilling_dashboard
 from creditusage.models import UsageCostMonthRollup, UsageCostRollup
 from phone.models import SubAccountProvider, UsageDelta
 from tests.billing.fixtures import ACCT_A, ACCT_B
@@ -95,6 +95,15 @@ def test_cost_covers_every_sub_accounts_usage_and_rebilled_only_restricts_it(wor
     assert Decimal(rows[rebilled.pk]["cost"]) == Decimal("4.25")
     assert sum(Decimal(r["cost"]) for r in rows.values()) == expected_all
     assert sum(Decimal(r["revenue"]) for r in rows.values()) == expected_revenue
+    # the top of a whole month read off the monthly totals' index equals the aggregated answer
+    with tenant_context(world.a.agency):
+        for rebilled_only in (False, True):
+            month = DashboardFilter(start=month_start, end=month_end, rebilled_only=rebilled_only)
+            [indexed] = rebilling_dashboard(dashboard_filter=month, top=1).per_subaccount
+            assert (indexed.subaccount_id, indexed.current) == (rebilled.pk, next(
+                row.current for row in rebilling_dashboard(dashboard_filter=month, top=None).per_subaccount
+                if row.subaccount_id == rebilled.pk))
+            assert indexed.current.cost == (expected_rebilled if rebilled_only else Decimal("4.25"))
     # rebilled only: the cost of what was rebilled, and only the sub-accounts rebilled
     html = browser.get(URL + "?rebilled_only=on").content.decode()
     assert _money(html, "cost") == expected_rebilled.quantize(Decimal("0.01"))

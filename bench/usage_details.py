@@ -138,6 +138,16 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
                 SELECT day, product, sum(cost), sum(revenue) FROM creditusage_usagerollup GROUP BY 1, 2;
                 INSERT INTO creditusage_subaccountmonthtotal (subaccount_id, month, cost, revenue)
                 SELECT subaccount_id, month, sum(cost), sum(revenue) FROM creditusage_usagemonthrollup GROUP BY 1, 2""")
+            # The provider cost of every sub-account's usage (its trigger keeps it from the deltas): the rebilled
+            # ones' usage, and as much again not rebilled.
+            cursor.execute("""
+                INSERT INTO creditusage_usagecostrollup (subaccount_id, day, product, units, cost, deltas)
+                SELECT subaccount_id, day, product, units, cost * 2, 2 FROM creditusage_usagerollup
+                WHERE subaccount_id <> %s;
+                TRUNCATE creditusage_usagecostmonthrollup;
+                INSERT INTO creditusage_usagecostmonthrollup (subaccount_id, month, product, units, cost, deltas)
+                SELECT subaccount_id, date_trunc('month', day)::date, product, sum(units), sum(cost), sum(deltas)
+                FROM creditusage_usagecostrollup GROUP BY 1, 2, 3""", [big.pk])
             cursor.execute("ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()
@@ -160,6 +170,9 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
                                           f"&end={today - timedelta(days=170)}"),
         "agency usage details": (agency_browser, f"/agency/subaccounts/{big.pk}/usage/"),
         "agency dashboard": (agency_browser, "/agency/settings/billing/details/"),
+        "dashboard 45-day range": (agency_browser,
+                                   f"/agency/settings/billing/details/?start={today - timedelta(days=44)}&end={today}"),
+        "dashboard rebilled only": (agency_browser, "/agency/settings/billing/details/?rebilled_only=on"),
     }
     if os.environ.get("BENCH_PROFILE"):
         import cProfile

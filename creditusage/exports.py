@@ -10,6 +10,8 @@ from decimal import Decimal
 
 from django.http import StreamingHttpResponse
 
+from agency_wallets.models import AgencyWalletEntry
+from creditusage.agency_wallet import agency_wallet_entry_description, agency_wallet_entry_reference
 from creditusage.selectors import MICRO, AgencyLine, Line
 from wallets.models import WalletEntry
 
@@ -85,3 +87,14 @@ def reconciliation_row(entry: WalletEntry) -> list[str]:
             money_cell(entry.balance_after), text_cell(entry.provider_account),
             "" if charge is None else str(charge.pk), "" if charge is None else text_cell(charge.payment_intent_id),
             text_cell(entry.note)]
+
+
+AGENCY_WALLET_HEADER = ["seq", "date", "type", "description", "category", "usage_day", "units", "amount",
+                        "balance_after", "reference", "note"]
+
+
+def agency_wallet_row(entry: AgencyWalletEntry) -> list[str]:
+    return [str(entry.seq), when_cell(entry.created_at), text_cell(entry.get_kind_display()),
+            text_cell(agency_wallet_entry_description(entry)), text_cell(entry.category), when_cell(entry.day),
+            money_cell(entry.units_delta), money_cell(entry.amount), money_cell(entry.balance_after),
+            text_cell(agency_wallet_entry_reference(entry)), text_cell(entry.note)]

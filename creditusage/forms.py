@@ -6,8 +6,11 @@ from django import forms
 from django.db.models import QuerySet
 
 from agencies.plans import Product
-from creditusage.models import SpendAlertPolicy
-from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter
+from agency_wallets.models import AgencyWalletEntry
+from creditusage.agency_wallet import AgencyWalletFilter
+from creditusage.dashboard import DashboardFilter
+from creditusage.models import DetailsSharing, SpendAlertPolicy
+from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter, month_bounds
 from subaccounts.models import SubAccount
 
 
@@ -41,6 +44,27 @@ class EntryFilterForm(forms.Form):
                            product=data.get("product") or "")
 
 
+MAX_RANGE_DAYS = 3 * 366  # the dashboard reads a period's whole months from the monthly rollups: cheap
+
+
+class AgencyWalletFilterForm(forms.Form):
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    kind = forms.ChoiceField(required=False, label="Type", choices=[("", "All"), *AgencyWalletEntry.Kind.choices])
+    after = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must be on or before the end date.")
+        return data
+
+    def wallet_filter(self) -> AgencyWalletFilter:
+        data = self.cleaned_data if self.is_bound else {}
+        return AgencyWalletFilter(start=data.get("start"), end=data.get("end"), kind=data.get("kind") or "")
+
+
 class SubAccountIdsField(forms.Field):
     """Sub-account ids from a multiple select; which exist is checked by the form, for the ids sent only (an
     agency may have 10,000 sub-accounts: they are never all loaded as choices)."""
@@ -58,8 +82,11 @@ class SubAccountIdsField(forms.Field):
 
 class DashboardFilterForm(forms.Form):
     month = forms.DateField(required=False, input_formats=["%Y-%m"], label="Month (YYYY-MM)")
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
     product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices])
     subaccount = SubAccountIdsField(required=False, label="Sub-accounts")
+    rebilled_only = forms.BooleanField(required=False, label="Rebilled only")
 
     def __init__(self, *args: object, subaccounts: QuerySet[SubAccount], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -79,8 +106,29 @@ class DashboardFilterForm(forms.Form):
         named.update(self._subaccounts.filter(pk__in=missing).values_list("pk", "name"))
         self.fields["subaccount"].widget.choices = sorted(named.items(), key=lambda item: (item[1], item[0]))  # type: ignore[attr-defined]
 
-    def month_or(self, today: date) -> date:
-        return self.cleaned_data.get("month") or today.replace(day=1)
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if (start is None) != (end is None) and not self.errors:
+            raise forms.ValidationError("Give both dates of the range (or neither, for a month).")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date must be on or before the end date.")
+        if start and end and (end - start).days > MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS + 1} days.")
+        return data
+
+    def period(self, today: date) -> tuple[date, date]:
+        """The range given, else the month given, else this month."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("start") and data.get("end"):
+            return data["start"], data["end"]
+        return month_bounds(data.get("month") or today)
+
+    def dashboard_filter(self, today: date) -> DashboardFilter:
+        data = self.cleaned_data if self.is_bound else {}
+        start, end = self.period(today)
+        return DashboardFilter(start=start, end=end, subaccount_ids=data.get("subaccount") or [],
+                               product=data.get("product") or "", rebilled_only=bool(data.get("rebilled_only")))
 
 
 class SpendAlertPolicyForm(forms.ModelForm):
@@ -89,3 +137,11 @@ class SpendAlertPolicyForm(forms.ModelForm):
         fields = ["enabled", "multiple", "floor", "auto_pause"]
         labels = {"multiple": "Alert when a day's spend passes this many times its 30-day average",
                   "floor": "…and this amount ($)", "auto_pause": "Pause the sub-account's phone usage on an alert"}
+
+
+class DetailsSharingForm(forms.ModelForm):
+    class Meta:
+        model = DetailsSharing
+        fields = ["account_users_may_view"]
+        labels = {"account_users_may_view": "Account users (not only account admins) may see their sub-account's "
+                                            "credit usage details and CSV, read-only"}

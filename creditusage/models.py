@@ -52,6 +52,21 @@ class SpendAlertPolicy(models.Model):
         return f"{self.multiple}x and ${self.floor}"
 
 
+class DetailsSharing(models.Model):
+    """The agency's choice (one row per agency schema, default off): may a sub-account's account users, not
+    only its account admins, read Company Billing → See details and its CSV?"""
+
+    singleton = models.BooleanField(default=True, unique=True)
+    account_users_may_view = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="details_sharing_singleton", condition=Q(singleton=True))]
+
+    def __str__(self) -> str:
+        return "account users may view" if self.account_users_may_view else "account admins only"
+
+
 class SpendAlert(models.Model):
     """At most one per sub-account and day (the unique constraint makes a second run a no-op)."""
 
@@ -62,6 +77,9 @@ class SpendAlert(models.Model):
     multiple = models.DecimalField(max_digits=8, decimal_places=2)
     floor = models.DecimalField(max_digits=18, decimal_places=2)
     paused = models.BooleanField(default=False)
+    # An agency admin lifted the pause (the provider is resumed by a job after this commits).
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -145,3 +163,43 @@ class SubAccountMonthTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.month:%Y-%m}: {self.revenue}"
+
+
+class UsageCostRollup(models.Model):
+    """Σ of the usage deltas (phone.UsageDelta) of one sub-account per usage day and product: the agency's cost
+    (LC Phone price book or the agency's own Twilio price) of *all* its usage, rebilled or not. Kept by a
+    statement trigger on phone_usagedelta (migration 0006), in the transaction that writes the deltas."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    deltas = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["subaccount", "day", "product"], name="one_cost_rollup")]
+        indexes = [models.Index(fields=["day", "subaccount"], name="cost_rollups_by_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.day} {self.product}: {self.cost}"
+
+
+class UsageCostMonthRollup(models.Model):
+    """UsageCostRollup summed per calendar month (kept by the same trigger)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()  # the 1st
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    deltas = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["month", "subaccount", "product"]
+        constraints = [models.UniqueConstraint(fields=["month", "subaccount", "product"],
+                                               name="one_cost_month_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.month:%Y-%m} {self.product}: {self.cost}"

@@ -3,7 +3,7 @@ caller's agency schema; the client's rows never carry the agency's cost or multi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -11,17 +11,17 @@ from typing import Any
 
 from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.http import Http404
 
-from agencies.plans import Product
 from creditusage.models import (
     AgencyDayRollup,
+    DetailsSharing,
     LedgerDayTotal,
     SpendAlert,
-    SubAccountMonthTotal,
-    UsageMonthRollup,
     UsageRollup,
 )
-from subaccounts.models import SubAccount
+from people.models import User
+from subaccounts.models import Membership, SubAccount
 from wallets.models import Wallet, WalletEntry
 
 PAGE_SIZE = 50
@@ -57,6 +57,24 @@ class Cursor:
             raise ValueError("bad cursor")
         return cls(created_at=datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC).replace(
             microsecond=int(micros) % 1_000_000), seq=int(seq))
+
+
+def account_users_may_view_details() -> bool:
+    return DetailsSharing.objects.filter(account_users_may_view=True).exists()
+
+
+def details_membership(*, user: User, subaccount_id: int) -> Membership:
+    """The caller's membership of that sub-account if it may read See details — an account admin, or an account
+    user when the agency allows it — or 404 (agency staff and other sub-accounts' people included)."""
+    roles = [Membership.Role.ACCOUNT_ADMIN]
+    if account_users_may_view_details():
+        roles.append(Membership.Role.ACCOUNT_USER)
+    membership = (Membership.objects.select_related("subaccount")
+                  .filter(user=user, user__role=User.Role.CLIENT, subaccount_id=subaccount_id, role__in=roles)
+                  .first())
+    if membership is None:
+        raise Http404("No such sub-account")
+    return membership
 
 
 def day_start(day: date) -> datetime:
@@ -239,128 +257,12 @@ def daily_usage_by_product(*, subaccount_ids: list[int] | None, start: date, end
     return days
 
 
-# --- the agency's rebilling dashboard ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Figures:
-    revenue: Decimal
-    cost: Decimal
-
-    @property
-    def profit(self) -> Decimal:
-        return self.revenue - self.cost
-
-    @property
-    def margin(self) -> Decimal | None:
-        """Profit as a percentage of revenue (None when nothing was rebilled)."""
-        return (self.profit * 100 / self.revenue).quantize(Decimal("0.01")) if self.revenue else None
-
-
-@dataclass(frozen=True)
-class SubAccountFigures:
-    subaccount_id: int
-    name: str
-    current: Figures
-    previous: Figures
-
-    @property
-    def revenue_change(self) -> Decimal | None:
-        """Month-over-month change of revenue, in percent (None without a previous month)."""
-        if not self.previous.revenue:
-            return None
-        return ((self.current.revenue - self.previous.revenue) * 100 / self.previous.revenue).quantize(
-            Decimal("0.01"))
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    month_start: date
-    month_end: date
-    total: Figures
-    previous_total: Figures
-    per_product: list[tuple[str, Figures]]
-    per_subaccount: list[SubAccountFigures]
-    daily: dict[date, dict[str, Decimal]]
-
+# --- periods ----------------------------------------------------------------------------------------------
 
 def month_bounds(month: date) -> tuple[date, date]:
     start = month.replace(day=1)
     following = (start + timedelta(days=32)).replace(day=1)
     return start, following - timedelta(days=1)
-
-
-def _rollups(*, month: date, subaccount_ids: list[int] | None, product: str) -> QuerySet[UsageMonthRollup]:
-    rollups = UsageMonthRollup.objects.filter(month=month)
-    if subaccount_ids:
-        rollups = rollups.filter(subaccount_id__in=subaccount_ids)
-    if product:
-        rollups = rollups.filter(product=product)
-    return rollups.order_by()
-
-
-def _figures(rows: Mapping[str, Any]) -> Figures:
-    return Figures(revenue=rows.get("revenue") or ZERO, cost=rows.get("cost") or ZERO)
-
-
-def _agency_month(*, start: date, end: date, product: str) -> list[dict[str, Any]]:
-    rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
-    if product:
-        rows = rows.filter(product=product)
-    return list(rows.order_by().values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost")))
-
-
-def _sum_figures(figures: Iterable[Figures]) -> Figures:
-    revenue = cost = ZERO
-    for one in figures:
-        revenue += one.revenue
-        cost += one.cost
-    return Figures(revenue=revenue, cost=cost)
-
-
-def rebilling_dashboard(*, month: date, subaccount_ids: list[int] | None = None, product: str = "",
-                        top: int | None = 50) -> Dashboard:
-    """Revenue (rebilled usage), cost, profit and margin for a month (by usage day), from the monthly rollups:
-    ~3 rows per sub-account, never the ledger."""
-    start, end = month_bounds(month)
-    previous_start, _ = month_bounds(start - timedelta(days=1))
-    current = _rollups(month=start, subaccount_ids=subaccount_ids, product=product)
-    previous = _rollups(month=previous_start, subaccount_ids=subaccount_ids, product=product)
-    labels = dict(Product.choices)
-    by_product: Iterable[Mapping[str, Any]]
-    previous_by_product: Iterable[Mapping[str, Any]]
-    if subaccount_ids:
-        by_product = current.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
-        previous_by_product = previous.values("product").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
-    else:  # the agency-wide daily rollup: ~150 rows a month, whatever the number of sub-accounts
-        by_product = _agency_month(start=start, end=end, product=product)
-        previous_by_product = _agency_month(start=previous_start, end=start - timedelta(days=1), product=product)
-    per_product = [(labels.get(row["product"], row["product"]), _figures(row))
-                   for row in sorted(by_product, key=lambda row: row["product"])]
-    total = _sum_figures(figures for _, figures in per_product)
-    previous_total = _sum_figures(_figures(row) for row in previous_by_product)
-    top_rows: QuerySet[Any]
-    if product:
-        top_rows = current.values("subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))
-    else:  # one row per sub-account and month, read in revenue order off its index
-        top_rows = SubAccountMonthTotal.objects.filter(month=start).values("subaccount_id", "revenue", "cost")
-        if subaccount_ids:
-            top_rows = top_rows.filter(subaccount_id__in=subaccount_ids)
-    top_rows = top_rows.order_by("-revenue", "subaccount_id")
-    if top is not None:
-        top_rows = top_rows[:top]
-    rows = list(top_rows)
-    ids = [row["subaccount_id"] for row in rows]
-    before = {row["subaccount_id"]: _figures(row) for row in previous.filter(subaccount_id__in=ids).values(
-        "subaccount_id").annotate(revenue=Sum("revenue"), cost=Sum("cost"))}
-    names = dict(SubAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
-    per_subaccount = [SubAccountFigures(subaccount_id=row["subaccount_id"], name=names.get(row["subaccount_id"], ""),
-                                        current=_figures(row),
-                                        previous=before.get(row["subaccount_id"], Figures(ZERO, ZERO)))
-                      for row in rows]
-    return Dashboard(month_start=start, month_end=end, total=total, previous_total=previous_total,
-                     per_product=per_product, per_subaccount=per_subaccount,
-                     daily=daily_usage_by_product(subaccount_ids=subaccount_ids or None, start=start, end=end,
-                                                  product=product))
 
 
 # --- the reconciliation export --------------------------------------------------------------------------------
@@ -376,3 +278,7 @@ def spend_alerts_recent(*, days: int = 7, today: date) -> QuerySet[SpendAlert]:
     return SpendAlert.objects.filter(day__gte=today - timedelta(days=days)).order_by("-day", "-pk")
 
 
+def spend_alerts_paused(*, subaccount_id: int) -> QuerySet[SpendAlert]:
+    """The alerts whose pause of this sub-account nobody has lifted yet."""
+    return SpendAlert.objects.filter(subaccount_id=subaccount_id, paused=True, resumed_at__isnull=True).order_by(
+        "-day")

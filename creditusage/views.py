@@ -15,21 +15,42 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.selectors import company_billing_membership
 from creditusage import selectors
+from creditusage.agency_wallet import (
+    agency_wallet_entries,
+    agency_wallet_entry_description,
+    agency_wallet_entry_reference,
+    agency_wallet_of_current_agency,
+    agency_wallet_page,
+)
 from creditusage.charts import daily_stacked_svg
+from creditusage.dashboard import rebilling_dashboard as rebilling_dashboard_read
 from creditusage.exports import (
     AGENCY_HEADER,
+    AGENCY_WALLET_HEADER,
     CLIENT_HEADER,
     RECONCILIATION_HEADER,
+    agency_wallet_row,
     csv_response,
     line_row,
     money_cell,
     reconciliation_row,
     text_cell,
 )
-from creditusage.forms import DashboardFilterForm, EntryFilterForm, SpendAlertPolicyForm
-from creditusage.services import spend_alert_policy, spend_alert_policy_update
+from creditusage.forms import (
+    AgencyWalletFilterForm,
+    DashboardFilterForm,
+    DetailsSharingForm,
+    EntryFilterForm,
+    SpendAlertPolicyForm,
+)
+from creditusage.services import (
+    details_sharing,
+    details_sharing_update,
+    spend_alert_pause_lift,
+    spend_alert_policy,
+    spend_alert_policy_update,
+)
 from people.models import User
 from rebill.access import agency_admin_required
 from subaccounts.models import SubAccount
@@ -42,7 +63,8 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str) -> HttpResponseBase:
+def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, template: str,
+             extra: dict[str, Any] | None = None) -> HttpResponseBase:
     form = EntryFilterForm(request.GET or None)
     if request.GET and not form.is_valid():
         return render(request, template, {"subaccount": subaccount, "form": form}, status=400)
@@ -76,15 +98,17 @@ def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, 
         "chart": chart,
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
         "next_query": next_query.urlencode() if page.next_cursor else "",
-        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),
+        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"), **(extra or {}),
     }
     return render(request, template, context)
 
 
 @login_required
 def client_details(request: HttpRequest, subaccount_id: int) -> HttpResponseBase:
-    membership = company_billing_membership(user=_user(request), subaccount_id=subaccount_id)
-    return _details(request, membership.subaccount, for_agency=False, template="creditusage/client_details.html")
+    """Account admins; account users too, read-only, when the agency allows it (the page has no write action)."""
+    membership = selectors.details_membership(user=_user(request), subaccount_id=subaccount_id)
+    return _details(request, membership.subaccount, for_agency=False, template="creditusage/client_details.html",
+                    extra={"membership": membership})
 
 
 @agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
@@ -98,11 +122,9 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
     form = DashboardFilterForm(request.GET or None, subaccounts=subaccounts_for_agency_staff(user=_user(request)))
     if request.GET and not form.is_valid():
         return render(request, "creditusage/dashboard.html", {"form": form}, status=400)
-    data = form.cleaned_data if form.is_bound else {}
-    month = form.month_or(timezone.now().date()) if form.is_bound else timezone.now().date().replace(day=1)
+    dashboard_filter = form.dashboard_filter(timezone.now().date())
     as_csv = request.GET.get("format") == "csv"
-    dashboard = selectors.rebilling_dashboard(month=month, subaccount_ids=data.get("subaccount") or None,
-                                              product=data.get("product") or "", top=None if as_csv else 50)
+    dashboard = rebilling_dashboard_read(dashboard_filter=dashboard_filter, top=None if as_csv else 50)
     if as_csv:
         rows = ([str(row.subaccount_id), text_cell(row.name), money_cell(row.current.revenue),
                  money_cell(row.current.cost), money_cell(row.current.profit),
@@ -110,17 +132,18 @@ def rebilling_dashboard(request: HttpRequest) -> HttpResponseBase:
                  money_cell(row.previous.revenue),
                  "" if row.revenue_change is None else f"{row.revenue_change:f}"]
                 for row in dashboard.per_subaccount)
-        return csv_response(filename=f"rebilling-{month:%Y-%m}.csv",
+        return csv_response(filename=f"rebilling-{dashboard.start:%Y-%m-%d}-{dashboard.end:%Y-%m-%d}.csv",
                             header=["subaccount_id", "subaccount", "revenue", "cost", "profit", "margin_percent",
                                     "previous_month_revenue", "revenue_change_percent"], rows=rows)
     query = request.GET.copy()
     query.pop("format", None)
     form.offer([(row.subaccount_id, row.name) for row in dashboard.per_subaccount])
-    chart = daily_stacked_svg(days=dashboard.daily, start=dashboard.month_start, end=dashboard.month_end,
+    chart = daily_stacked_svg(days=dashboard.daily, start=dashboard.start, end=dashboard.end,
                               title="Rebilled usage per day")
     return render(request, "creditusage/dashboard.html", {
-        "form": form, "dashboard": dashboard, "chart": chart, "month": month,
+        "form": form, "dashboard": dashboard, "chart": chart, "filter": dashboard_filter,
         "policy_form": SpendAlertPolicyForm(instance=spend_alert_policy()),
+        "sharing_form": DetailsSharingForm(instance=details_sharing()),
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
     })
 
@@ -157,3 +180,57 @@ def spend_alert_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Spend alert settings saved.")
             return redirect("creditusage:dashboard")
     return render(request, "creditusage/spend_alert_settings.html", {"policy_form": form}, status=400)
+
+
+@agency_admin_required
+@require_POST
+def details_sharing_settings(request: HttpRequest) -> HttpResponse:
+    form = DetailsSharingForm(request.POST, instance=details_sharing())
+    if not form.is_valid():
+        return HttpResponse("Bad request.", status=400, content_type="text/plain")
+    details_sharing_update(account_users_may_view=form.cleaned_data["account_users_may_view"], by=_user(request))
+    messages.success(request, "Saved: who may see clients' usage details.")
+    return redirect("creditusage:dashboard")
+
+
+@agency_admin_required  # type: ignore[arg-type]  # a CSV streams: StreamingHttpResponse
+def agency_wallet_details(request: HttpRequest) -> HttpResponseBase:
+    """Settings → Billing → See details: the agency's wallet with the platform, newest first."""
+    form = AgencyWalletFilterForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return render(request, "creditusage/agency_wallet.html", {"form": form}, status=400)
+    entries = agency_wallet_entries(wallet_filter=form.wallet_filter())
+    if request.GET.get("format") == "csv":
+        return csv_response(filename="platform-wallet.csv", header=AGENCY_WALLET_HEADER,
+                            rows=(agency_wallet_row(entry) for entry in entries.iterator(chunk_size=2000)))
+    page = agency_wallet_page(entries=entries, after=form.cleaned_data.get("after") if form.is_bound else None)
+    query = request.GET.copy()
+    query.pop("after", None)
+    query.pop("format", None)
+    next_query = query.copy()
+    if page.next_after is not None:
+        next_query["after"] = str(page.next_after)
+    return render(request, "creditusage/agency_wallet.html", {
+        "form": form, "wallet": agency_wallet_of_current_agency(),
+        "lines": [(entry, agency_wallet_entry_description(entry), agency_wallet_entry_reference(entry))
+                  for entry in page.entries],
+        "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",
+        "next_query": next_query.urlencode() if page.next_after is not None else "",
+        "first_query": query.urlencode(), "is_first_page": not request.GET.get("after"),
+    })
+
+
+@agency_admin_required
+@require_POST
+def spend_alert_resume_view(request: HttpRequest, subaccount_id: int) -> HttpResponse:
+    """Resume a sub-account a spend alert paused (from Phone Integration or Manage Client)."""
+    subaccount = subaccount_for_agency_staff(user=_user(request), subaccount_id=subaccount_id)
+    try:
+        spend_alert_pause_lift(subaccount=subaccount, by=_user(request))
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, f"{subaccount.name}'s phone usage is being resumed.")
+    if request.POST.get("back") == "manage":
+        return redirect("subaccounts:manage", subaccount_id=subaccount.pk)
+    return redirect("rebilling:phone-integration")

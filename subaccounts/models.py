@@ -66,6 +66,10 @@ class AuditEntry(models.Model):
         AUTO_RECHARGE_CHANGED = "auto_recharge_changed", "Auto-recharge changed"
         PLAN_RULES_APPLIED = "plan_rules_applied", "Plan change applied"
         AGENCY_MULTIPLIERS_CHANGED = "agency_multipliers_changed", "Agency default multipliers changed"
+        # Credit usage details
+        DETAILS_SHARING_CHANGED = "details_sharing_changed", "Account users' access to usage details changed"
+        SPEND_ALERT_PAUSED = "spend_alert_paused", "Phone usage paused by a spend alert"
+        SPEND_ALERT_RESUMED = "spend_alert_resumed", "Phone usage resumed after a spend alert"
 
     # Null: an agency-wide change that applies to every sub-account (e.g. the agency's default multipliers).
     subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, null=True, blank=True,

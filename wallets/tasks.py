@@ -15,6 +15,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from creditusage.services import spend_alerts_after_rating
 from rebill.celery import AgencyTask
 from wallets.crashpoints import crash_point
 from wallets.models import Wallet
@@ -50,6 +51,8 @@ def wallet_rate_subaccount(subaccount_id: int) -> int:
     result = wallet_rate(subaccount_id=subaccount_id)
     if result.wallet_id is not None:
         _recharge_if_due(result.wallet_id)
+    if result.entries:
+        spend_alerts_after_rating(subaccount_ids=[subaccount_id])
     return result.entries
 
 
@@ -61,6 +64,8 @@ def wallet_rate_agency() -> int:
     for result in results.values():
         if result.entries and result.wallet_id is not None:
             _recharge_if_due(result.wallet_id)
+    spend_alerts_after_rating(subaccount_ids=[subaccount_id for subaccount_id, result in results.items()
+                                              if result.entries])
     return sum(result.entries for result in results.values())
 
 

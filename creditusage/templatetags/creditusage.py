@@ -7,7 +7,8 @@ from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import floatformat
 from django.utils import timezone
 
-from creditusage.selectors import spend_alerts_recent
+from creditusage.selectors import account_users_may_view_details, spend_alerts_paused, spend_alerts_recent
+from subaccounts.models import SubAccount
 
 register = template.Library()
 
@@ -43,3 +44,15 @@ def minute(value: Any) -> str:
     if not isinstance(value, datetime):
         return date_filter(value, "Y-m-d H:i")
     return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}"
+
+
+@register.simple_tag
+def account_users_see_details() -> bool:
+    """Whether the agency lets account users read their sub-account's See details."""
+    return account_users_may_view_details()
+
+
+@register.inclusion_tag("creditusage/_spend_alert_pause.html")
+def spend_alert_pause(subaccount: SubAccount) -> dict[str, Any]:
+    """On Manage Client: the spend alerts pausing this sub-account, with a way to resume it."""
+    return {"subaccount": subaccount, "alerts": list(spend_alerts_paused(subaccount_id=subaccount.pk))}

@@ -111,3 +111,52 @@ def test_agency_sees_profit_per_line_and_the_dashboard(page, live_server_url, br
         "Harbor Dental")
     expect(page.get_by_test_id("daily-chart")).to_be_visible()
     _shot(page, "04-rebilling-dashboard")
+
+
+def _sum(sql: str, params: list) -> Decimal:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] or Decimal(0)
+
+
+def test_agency_filters_the_dashboard_by_range_and_rebilled_only(page, live_server_url, browser_agency,
+                                                                  rated_client, agency_db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from subaccounts.models import SubAccount
+
+    subaccount_id, _ = rated_client
+    today = timezone.now().date()
+    start, end = today - timedelta(days=2), today
+    with agency_db:
+        # usage from before rebilling was switched on: the agency's cost, never rebilled
+        add_delta(SubAccount.objects.get(pk=subaccount_id), "3.00", product=Product.CALLS,
+                  day=today - timedelta(days=1), fetched_at=timezone.now() - timedelta(days=20))
+        revenue = _sum("SELECT sum(-amount) FROM wallets_walletentry WHERE usage_delta_id IS NOT NULL"
+                       " AND day BETWEEN %s AND %s", [start, end])
+        rebilled_cost = _sum("SELECT sum(cost_delta) FROM wallets_walletentry WHERE usage_delta_id IS NOT NULL"
+                             " AND day BETWEEN %s AND %s", [start, end])
+        all_cost = _sum("SELECT sum(d.cost_delta) FROM phone_usagedelta d JOIN phone_usageline l ON l.id = d.line_id"
+                        " WHERE l.day BETWEEN %s AND %s", [start, end])
+    assert all_cost == rebilled_cost + 3
+    base = live_server_url.format(host=browser_agency.domains.get(is_primary=True).domain)
+    sign_in(page, base, f"admin@{browser_agency.slug}.test", "Browser-admin-pw-1")
+    page.goto(f"{base}/agency/settings/billing/details/")
+    page.get_by_label("From").fill(start.isoformat())
+    page.get_by_label("To").fill(end.isoformat())
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("period")).to_contain_text(f"{start:%Y-%m-%d} – {end:%Y-%m-%d}")
+    expect(page.get_by_test_id("revenue")).to_have_text(f"${revenue:.2f}")
+    expect(page.get_by_test_id("cost")).to_have_text(f"${all_cost:.2f}")
+    _shot(page, "05-dashboard-range")
+    page.get_by_label("Rebilled only").check()
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("period")).to_contain_text("rebilled usage only")
+    expect(page.get_by_test_id("cost")).to_have_text(f"${rebilled_cost:.2f}")
+    expect(page.get_by_test_id("revenue")).to_have_text(f"${revenue:.2f}")
+    expect(page.locator(f'[data-testid="per-subaccount"] tr[data-subaccount="{subaccount_id}"]')).to_contain_text(
+        "Harbor Dental")
+    _shot(page, "06-dashboard-rebilled-only")
+    assert (SCREENSHOTS / "06-dashboard-rebilled-only.png").exists()

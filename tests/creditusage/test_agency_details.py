@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import Product
+from creditusage.dashboard import DashboardFilter, rebilling_dashboard
 from creditusage.models import (
     AgencyDayRollup,
     LedgerDayTotal,
@@ -17,7 +18,7 @@ from creditusage.models import (
     UsageMonthRollup,
     UsageRollup,
 )
-from creditusage.selectors import rebilling_dashboard
+from creditusage.selectors import month_bounds
 from tests.billing.fixtures import ACCT_A
 from tests.conftest import client_for
 from tests.creditusage.helpers import history, ledger, parse_csv
@@ -143,7 +144,9 @@ def test_dashboard_figures_equal_the_ledger_and_stay_in_the_agency(world, connec
     assert Decimal(rows[first.pk]["revenue_change_percent"]) == change
     # filtered by sub-account and product
     with tenant_context(world.a.agency):
-        only = rebilling_dashboard(month=timezone.now().date(), subaccount_ids=[second.pk], product=Product.CALLS)
+        start, end = month_bounds(timezone.now().date())
+        only = rebilling_dashboard(dashboard_filter=DashboardFilter(start=start, end=end, subaccount_ids=[second.pk],
+                                                                    product=Product.CALLS))
         calls = ledger(second, "product = 'calls'")
     assert only.total.revenue == calls["revenue"] and [r.subaccount_id for r in only.per_subaccount] == [second.pk]
     # the same filter through the page; an unknown sub-account or a bad month is refused

@@ -8,7 +8,12 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from creditusage.models import SpendAlert, SpendAlertPolicy
-from creditusage.services import spend_alert_pause_apply, spend_alert_policy, spend_alerts_check
+from creditusage.services import (
+    spend_alert_pause_apply,
+    spend_alert_policy,
+    spend_alert_resume_apply,
+    spend_alerts_check,
+)
 from devservices.fake_twilio import account_status, create_account
 from phone.models import SubAccountProvider
 from tests.billing.fixtures import ACCT_A, ACCT_B
@@ -106,3 +111,94 @@ def test_spend_alert_settings_refuse_bad_input_and_are_admin_only(world, db):
         assert (policy.multiple, policy.floor, policy.auto_pause) == (Decimal("5.00"), Decimal("100.00"), True)
     with tenant_context(world.b.agency):
         assert spend_alert_policy().multiple == Decimal("3.00")
+
+
+def test_a_spike_is_caught_by_the_rating_that_brings_it(world, connected, raw_stripe, mailoutbox,
+                                                       django_capture_on_commit_callbacks):
+    from wallets.tasks import wallet_rate_subaccount
+
+    today = timezone.now().date()
+    with tenant_context(world.a.agency):
+        spiking, steady = world.a.subaccounts
+        _usage(spiking, account_id=ACCT_A, raw_stripe=raw_stripe, today_cost="1.00")
+        _usage(steady, account_id=ACCT_A, raw_stripe=raw_stripe, today_cost="40.00")
+        SpendAlert.objects.all().delete()  # only what the rating raises below
+        mailoutbox.clear()
+        # when the pull brings a spike and its rating runs (not the 15-minute check)
+        add_delta(spiking, "45.00", day=today)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert wallet_rate_subaccount(spiking.pk) == 1
+        # then the alert is raised for the sub-account just rated, and only for it
+        assert list(SpendAlert.objects.values_list("subaccount_id", "day")) == [(spiking.pk, today)]
+    assert len(mailoutbox) == 1 and spiking.name in mailoutbox[0].subject
+
+
+def _paused_spike(world, twilio, raw_stripe):
+    today = timezone.now().date()
+    spiking = world.a.subaccounts[0]
+    _usage(spiking, account_id=ACCT_A, raw_stripe=raw_stripe, today_cost="40.00")
+    sid = SubAccountProvider.objects.get(subaccount=spiking).lc_phone_account_sid
+    create_account(twilio.url, sid, "t" * 32, parent_sid=MASTER_SID)
+    SpendAlertPolicy.objects.filter(pk=spend_alert_policy().pk).update(auto_pause=True)
+    [alert] = spend_alerts_check(day=today)
+    assert spend_alert_pause_apply(alert_id=alert.pk) == "suspended"
+    assert account_status(twilio.url, sid) == "suspended"
+    return spiking, sid, alert
+
+
+def test_an_agency_admin_resumes_a_paused_sub_account(world, connected, raw_stripe, twilio,
+                                                      django_capture_on_commit_callbacks):
+    from subaccounts.models import AuditEntry
+
+    with tenant_context(world.a.agency):
+        spiking, sid, alert = _paused_spike(world, twilio, raw_stripe)
+    browser = client_for(world.a, world.a.admin)
+    manage = browser.get(f"/agency/subaccounts/{spiking.pk}/").content.decode()
+    assert 'data-testid="spend-alert-pause"' in manage
+    # people who may not resume it, and another agency, change nothing
+    for user in (world.a.agency_user, world.a.account_admins[0]):
+        assert client_for(world.a, user).post(
+            f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/").status_code == 404
+    client_for(world.b, world.b.admin).post(f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/")
+    with tenant_context(world.a.agency):
+        assert SpendAlert.objects.get(pk=alert.pk).resumed_at is None
+    # when the agency admin resumes it from Phone Integration
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = browser.post(f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/")
+    assert response.status_code == 302 and response["Location"] == "/agency/settings/phone-integration/"
+    assert len(callbacks) == 1  # the job that resumes it at the provider
+    with tenant_context(world.a.agency):
+        assert spend_alert_resume_apply(subaccount_id=spiking.pk) == "active"
+        resumed = SpendAlert.objects.get(pk=alert.pk)
+        audits = list(AuditEntry.objects.filter(subaccount=spiking, action__in=[
+            AuditEntry.Action.SPEND_ALERT_PAUSED, AuditEntry.Action.SPEND_ALERT_RESUMED]).order_by("pk")
+            .values_list("action", "actor"))
+        # a pause job arriving late does not suspend it again
+        assert spend_alert_pause_apply(alert_id=alert.pk) == "resumed"
+    assert account_status(twilio.url, sid) == "active"
+    assert resumed.resumed_by == world.a.admin.email and resumed.resumed_at is not None
+    assert audits == [(AuditEntry.Action.SPEND_ALERT_PAUSED, "spend alert"),
+                      (AuditEntry.Action.SPEND_ALERT_RESUMED, world.a.admin.email)]
+    html = browser.get("/agency/settings/phone-integration/").content.decode()
+    assert f"resumed by {world.a.admin.email}" in html and 'data-testid="spend-alert-resume"' not in html
+    assert 'data-testid="spend-alert-pause"' not in browser.get(f"/agency/subaccounts/{spiking.pk}/").content.decode()
+    # a second resume is refused with a reason and audits nothing
+    response = browser.post(f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/", {"back": "manage"}, follow=True)
+    assert "is not paused by a spend alert" in response.content.decode()
+    with tenant_context(world.a.agency):
+        assert AuditEntry.objects.filter(action=AuditEntry.Action.SPEND_ALERT_RESUMED).count() == 1
+
+
+def test_an_unpaid_wallet_keeps_the_sub_account_suspended(world, connected, raw_stripe, twilio,
+                                                          django_capture_on_commit_callbacks):
+    from wallets.models import Wallet
+
+    with tenant_context(world.a.agency):
+        spiking, sid, alert = _paused_spike(world, twilio, raw_stripe)
+        Wallet.objects.filter(subaccount=spiking).update(recharge_state=Wallet.RechargeState.FAILED)
+        assert Wallet.objects.get(subaccount=spiking).balance <= 0
+    with django_capture_on_commit_callbacks():
+        client_for(world.a, world.a.admin).post(f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/")
+    with tenant_context(world.a.agency):
+        assert spend_alert_resume_apply(subaccount_id=spiking.pk) == "kept suspended for non-payment"
+    assert account_status(twilio.url, sid) == "suspended"

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import F
 
-from creditusage.services import entry_rollups_add
+from creditusage.services import entries_rollups_add
 from phone.models import UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
 from wallets.locks import wallets_lock
@@ -121,9 +121,9 @@ def _rate_batch(batch: dict[int, RateableSubAccount]) -> dict[int, RatingResult]
             cursor.execute("SELECT wallet_id, max(seq) FROM wallets_walletentry WHERE wallet_id = ANY(%s) "
                            "GROUP BY wallet_id", [list(written)])
             last_seqs = dict(cursor.fetchall())
-    # The usage details' rollups, in the same transaction as the entries they count.
-    for wallet_id, (count, _total) in written.items():
-        entry_rollups_add(wallet_id=wallet_id, after_seq=last_seqs[wallet_id] - count)
+    # The usage details' rollups, in the same transaction as the entries they count: one pass for the batch.
+    entries_rollups_add(after_seqs={wallet_id: last_seqs[wallet_id] - count
+                                    for wallet_id, (count, _total) in written.items()})
     return {wallet_id: RatingResult(wallet_id=wallet_id, entries=written.get(wallet_id, (0, 0))[0],
                                     total=Decimal(written.get(wallet_id, (0, Decimal(0)))[1]))
             for wallet_id in batch}

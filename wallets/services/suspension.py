@@ -60,14 +60,11 @@ def wallet_suspension_apply(*, wallet_id: int) -> str:
 def wallet_card_replaced(*, subaccount_id: int) -> Charge | None:
     """A new card on file: a failed or waiting recharge is retried at once (and the retry schedule restarts)."""
     from wallets.services.charging import wallet_recharge_start
+    from wallets.services.stripe_charging import wallet_recharge_ok
 
     wallet = Wallet.objects.filter(subaccount_id=subaccount_id).first()
     if wallet is None:
         return None
     wallet = wallet_lock(wallet_id=wallet.pk)
-    if wallet.recharge_state != Wallet.RechargeState.OK:
-        wallet.recharge_state = Wallet.RechargeState.OK
-        wallet.failed_retries = 0
-        wallet.next_retry_at = None
-        wallet.save(update_fields=["recharge_state", "failed_retries", "next_retry_at"])
+    wallet_recharge_ok(wallet=wallet)
     return wallet_recharge_start(wallet_id=wallet.pk)

@@ -11,16 +11,23 @@ from django.db.models import Q
 
 from agencies.models import Agency
 from agencies.plans import DEFAULT_AUTO_RECHARGE_AMOUNT, DEFAULT_AUTO_RECHARGE_THRESHOLD
+from billing.models import CARD_BRANDS
+from wallets.recharge_base import RechargeableWallet, StripeCharge
 
 
-class AgencyWallet(models.Model):
+class AgencyWallet(RechargeableWallet):
     agency = models.OneToOneField(Agency, on_delete=models.PROTECT, related_name="platform_wallet")
-    currency = models.CharField(max_length=3, default="usd")
-    balance = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     # "Add $10 when below $10" unless the agency chooses otherwise (DESIGN §6).
     auto_recharge_amount = models.DecimalField(max_digits=18, decimal_places=6, default=DEFAULT_AUTO_RECHARGE_AMOUNT)
     auto_recharge_threshold = models.DecimalField(max_digits=18, decimal_places=6,
                                                   default=DEFAULT_AUTO_RECHARGE_THRESHOLD)
+    # The agency's card, on the platform's own Stripe account (the agency is the platform's customer; not Connect).
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    card_payment_method_id = models.CharField(max_length=64, blank=True)
+    card_brand = models.CharField(max_length=30, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +35,58 @@ class AgencyWallet(models.Model):
 
     def __str__(self) -> str:
         return f"Platform wallet of agency {self.agency_id}: {self.balance} {self.currency.upper()}"
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.card_payment_method_id)
+
+    @property
+    def card_brand_display(self) -> str:
+        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
+
+
+class AgencyCardSetup(models.Model):
+    """One attempt of an agency admin to add the agency's card: a SetupIntent on the platform's account."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    wallet = models.ForeignKey(AgencyWallet, on_delete=models.PROTECT, related_name="card_setups")
+    started_by = models.CharField(max_length=254)
+    setup_intent_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""),
+                                    name="one_agency_card_setup_per_setup_intent")
+        ]
+
+    def __str__(self) -> str:
+        return f"Agency card setup {self.pk} ({self.status})"
+
+
+class AgencyCharge(StripeCharge):
+    """One PaymentIntent on the platform's account recharging an agency's wallet; key `agency-charge:<id>`."""
+
+    wallet = models.ForeignKey(AgencyWallet, on_delete=models.PROTECT, related_name="charges")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["wallet"], condition=Q(status__in=["started", "processing",
+                                                                                "requires_action"]),
+                                    name="one_agency_charge_in_flight_per_wallet"),
+            models.CheckConstraint(name="agency_charge_amount_at_least_minimum", condition=Q(amount__gte="0.50")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Agency charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"
 
 
 class AgencyWalletEntry(models.Model):
@@ -49,6 +108,8 @@ class AgencyWalletEntry(models.Model):
     category = models.CharField(max_length=64, blank=True)
     day = models.DateField(null=True, blank=True)
     units_delta = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    # Recharges: the charge that paid (one credit per charge).
+    charge = models.ForeignKey(AgencyCharge, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
     note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -62,6 +123,10 @@ class AgencyWalletEntry(models.Model):
             models.CheckConstraint(name="agency_usage_entry_names_its_delta", condition=(
                 Q(kind__in=["usage_debit", "usage_credit"], usage_delta_id__isnull=False)
                 | (~Q(kind__in=["usage_debit", "usage_credit"]) & Q(usage_delta_id__isnull=True)))),
+            models.UniqueConstraint(fields=["charge"], condition=Q(kind="recharge"),
+                                    name="one_credit_per_agency_charge"),
+            models.CheckConstraint(name="agency_recharge_positive_and_named", condition=(
+                ~Q(kind="recharge") | Q(amount__gt=0, charge__isnull=False))),
         ]
 
     def __str__(self) -> str:

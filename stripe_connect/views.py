@@ -20,7 +20,7 @@ from stripe_connect.services import (
     stripe_account_connect,
     stripe_account_disconnect,
 )
-from stripe_connect.webhooks import WebhookRejected, webhook_receive
+from stripe_connect.webhooks import WebhookRejected, platform_webhook_receive, webhook_receive
 
 _NONCE_KEY = "stripe_connect_nonce"
 
@@ -86,6 +86,17 @@ def stripe_disconnect(request: HttpRequest) -> HttpResponse:
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     try:
         webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+    except WebhookRejected as rejection:
+        return HttpResponseBadRequest(str(rejection))
+    return HttpResponse("ok")
+
+
+@csrf_exempt
+@require_POST
+def stripe_platform_webhook(request: HttpRequest) -> HttpResponse:
+    """The platform account's own events (agencies' cards and wallets), signed with their own secret."""
+    try:
+        platform_webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except WebhookRejected as rejection:
         return HttpResponseBadRequest(str(rejection))
     return HttpResponse("ok")

@@ -1,11 +1,14 @@
-// Company Billing: Stripe.js's card element and confirmCardSetup on the agency's account.
+// Company Billing and Settings → Billing: Stripe.js's card element and confirmCardSetup.
 // The card goes from the browser to Stripe; the form then tells our server only "done", and the
 // server asks Stripe what really happened.
 (function () {
   "use strict";
   var form = document.getElementById("card-setup-form");
   if (!form || typeof Stripe === "undefined") { return; }
-  var stripe = Stripe(form.dataset.publishableKey, { stripeAccount: form.dataset.stripeAccount });
+  // Company Billing: the agency's connected account; Settings → Billing: the platform's own (no stripeAccount).
+  var stripe = form.dataset.stripeAccount
+    ? Stripe(form.dataset.publishableKey, { stripeAccount: form.dataset.stripeAccount })
+    : Stripe(form.dataset.publishableKey);
   var card = stripe.elements().create("card");
   card.mount("#card-element");
   var errors = document.getElementById("card-errors");

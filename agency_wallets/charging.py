@@ -11,13 +11,14 @@ agency ledger's recharge entry, every agency admin emailed on a failure. Runs in
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -29,6 +30,7 @@ from people.models import User
 from stripe_connect.gateway import PlatformStripe, StripeCalls
 from wallets.money import recharge_amount
 from wallets.services import stripe_charging
+from wallets.services.audit import AuditFinding, ledger_audit
 from wallets.services.stripe_charging import METADATA_KEY, ChargeBook, ChargeFailure
 
 logger = logging.getLogger(__name__)
@@ -284,3 +286,14 @@ def agency_card_setup_from_stripe(*, setup_intent_id: str) -> AgencyCardSetup | 
         return agency_card_setup_complete(setup_id=setup.pk, actor="Stripe")
     except CardNotConfirmed:
         return setup  # Stripe says otherwise now; a later event (or the browser) finishes it
+
+
+def agency_wallets_audit(*, stripe_since: datetime | None = None,
+                         agencies: QuerySet[Agency] | None = None) -> list[AuditFinding]:
+    """Every agency's wallet with the platform (or those of `agencies`): balance == Σ entries, the chain, one credit
+    per succeeded charge, and succeeded charges as the platform's Stripe account has them."""
+    wallets = AgencyWallet.objects.all() if agencies is None else AgencyWallet.objects.filter(agency__in=agencies)
+    return ledger_audit(wallets=wallets, entries=AgencyWalletEntry.objects.filter(wallet__in=wallets),
+                        charges=AgencyCharge.objects.filter(wallet__in=wallets),
+                        credit_kinds=[AgencyWalletEntry.Kind.RECHARGE], api=PlatformStripe(), stripe_since=stripe_since,
+                        ledger="agency wallet")

@@ -11,11 +11,11 @@ from django.db.models import Q
 
 from agencies.models import Agency
 from agencies.plans import DEFAULT_AUTO_RECHARGE_AMOUNT, DEFAULT_AUTO_RECHARGE_THRESHOLD
-from billing.models import CARD_BRANDS
+from billing.models import CardOnFile
 from wallets.recharge_base import RechargeableWallet, StripeCharge
 
 
-class AgencyWallet(RechargeableWallet):
+class AgencyWallet(RechargeableWallet, CardOnFile):
     agency = models.OneToOneField(Agency, on_delete=models.PROTECT, related_name="platform_wallet")
     # "Add $10 when below $10" unless the agency chooses otherwise (DESIGN §6).
     auto_recharge_amount = models.DecimalField(max_digits=18, decimal_places=6, default=DEFAULT_AUTO_RECHARGE_AMOUNT)
@@ -23,11 +23,6 @@ class AgencyWallet(RechargeableWallet):
                                                   default=DEFAULT_AUTO_RECHARGE_THRESHOLD)
     # The agency's card, on the platform's own Stripe account (the agency is the platform's customer; not Connect).
     stripe_customer_id = models.CharField(max_length=64, blank=True)
-    card_payment_method_id = models.CharField(max_length=64, blank=True)
-    card_brand = models.CharField(max_length=30, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
-    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
-    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -35,14 +30,6 @@ class AgencyWallet(RechargeableWallet):
 
     def __str__(self) -> str:
         return f"Platform wallet of agency {self.agency_id}: {self.balance} {self.currency.upper()}"
-
-    @property
-    def has_card(self) -> bool:
-        return bool(self.card_payment_method_id)
-
-    @property
-    def card_brand_display(self) -> str:
-        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
 
 
 class AgencyCardSetup(models.Model):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 
 from agency_wallets.charging import (
     agency_charge_execute,
@@ -13,6 +15,7 @@ from agency_wallets.charging import (
     agency_charges_to_reconcile,
     agency_wallet_card_replaced,
     agency_wallet_recharge_start,
+    agency_wallets_audit,
     agency_wallets_due_for_recharge,
     agency_wallets_due_for_retry,
 )
@@ -69,3 +72,9 @@ def agency_wallet_card_replaced_task(wallet_id: int) -> bool:
     if charge is not None:
         _send_charge(charge.pk)
     return charge is not None
+
+
+@shared_task
+def agency_wallets_audit_task() -> int:
+    """Daily: every agency's wallet with the platform against its ledger and the platform's Stripe account."""
+    return len(agency_wallets_audit(stripe_since=timezone.now() - timedelta(days=2)))

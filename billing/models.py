@@ -12,18 +12,35 @@ CARD_BRANDS = {"amex": "American Express", "diners": "Diners Club", "discover": 
                "mastercard": "Mastercard", "unionpay": "UnionPay", "visa": "Visa"}
 
 
-class BillingProfile(models.Model):
+class CardOnFile(models.Model):
+    """A card kept at Stripe for off-session charges: the client's (BillingProfile, the agency's account) or the
+    agency's (agency_wallets.AgencyWallet, the platform's account)."""
+
+    card_payment_method_id = models.CharField(max_length=64, blank=True)
+    card_brand = models.CharField(max_length=30, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.card_payment_method_id)
+
+    @property
+    def card_brand_display(self) -> str:
+        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
+
+
+class BillingProfile(CardOnFile):
     """The sub-account as a Stripe customer on the agency's connected account, and its card on file."""
 
     subaccount = models.OneToOneField(SubAccount, on_delete=models.CASCADE, related_name="billing_profile")
     # The account the customer lives on: a customer of a previously connected account is not used.
     stripe_account_id = models.CharField(max_length=64, blank=True)
     stripe_customer_id = models.CharField(max_length=64, blank=True)
-    card_payment_method_id = models.CharField(max_length=64, blank=True)
-    card_brand = models.CharField(max_length=30, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
-    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
-    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     card_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -38,14 +55,6 @@ class BillingProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Billing of {self.subaccount_id}"
-
-    @property
-    def has_card(self) -> bool:
-        return bool(self.card_payment_method_id)
-
-    @property
-    def card_brand_display(self) -> str:
-        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
 
 
 class CardSetup(models.Model):

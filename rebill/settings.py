@@ -259,6 +259,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
         "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
     },
+    "agency-wallet-charges": {  # agency wallets: retries due, charges stuck in STARTED/processing
+        "task": "agency_wallets.tasks.agency_wallet_charges_maintain",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 15 * 60},
+    },
+    "agency-wallet-audit": {
+        "task": "agency_wallets.tasks.agency_wallets_audit_task",
+        "schedule": crontab(minute=53, hour=5),
+        "options": {"expires": 3600},
+    },
     "wallet-charges": {  # retries due, charges stuck in STARTED/processing
         "task": "agencies.tasks.fan_out_to_agencies",
         "schedule": timedelta(minutes=15),

@@ -161,6 +161,12 @@ class StripeCalls:
         return cast(stripe.PaymentIntent, self._v1.payment_intents.retrieve(
             payment_intent_id, options=self._options()))
 
+    def refund_create(self, *, payment_intent_id: str, amount: Decimal, currency: str, metadata: dict[str, str],
+                      idempotency_key: str) -> stripe.Refund:
+        params: Any = {"payment_intent": payment_intent_id, "amount": to_minor_units(amount, currency),
+                       "metadata": metadata}
+        return cast(stripe.Refund, self._v1.refunds.create(params=params, options=self._options(idempotency_key)))
+
     def payment_intent_find(self, *, metadata_key: str, value: str) -> stripe.PaymentIntent | None:
         """The PaymentIntent whose metadata[metadata_key] is `value` (Search API; a read, never a charge)."""
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')

@@ -54,6 +54,34 @@ class Charge(StripeCharge):
         return f"Charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"
 
 
+class Refund(models.Model):
+    """Part or all of a succeeded charge given back to the client's card (Stripe refund on the agency's account).
+    Committed as STARTED before Stripe is called; its key `refund:<schema>:<id>` goes to Stripe."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
+    # Null only inside the creating transaction: the key is made from the row's own id.
+    idempotency_key = models.CharField(max_length=120, unique=True, null=True)  # noqa: DJ001
+    stripe_refund_id = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    requested_by = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.CheckConstraint(name="refund_amount_positive", condition=Q(amount__gt=0))]
+
+    def __str__(self) -> str:
+        return f"Refund {self.pk} of charge {self.charge_id}: {self.amount} ({self.status})"
+
+
 class WalletEntry(models.Model):
     """One line of the ledger. Insert-only; a positive amount credits the wallet, a negative one debits it."""
 
@@ -84,6 +112,8 @@ class WalletEntry(models.Model):
     provider_account = models.CharField(max_length=34, blank=True)
     # Recharges and top-ups: the charge that paid (one credit per charge); refunds name it too.
     charge = models.ForeignKey(Charge, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    # Refunds: the refund this entry records (one entry per refund).
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="entry")
     note = models.CharField(max_length=500, blank=True)
     created_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -104,6 +134,8 @@ class WalletEntry(models.Model):
             models.CheckConstraint(name="charge_credit_positive_and_named", condition=(
                 ~Q(kind__in=["recharge", "manual_top_up"]) | Q(amount__gt=0, charge__isnull=False))),
             models.CheckConstraint(name="refund_negative", condition=~Q(kind="refund") | Q(amount__lt=0)),
+            models.CheckConstraint(name="refund_entry_names_its_refund",
+                                   condition=Q(kind="refund", refund__isnull=False) | ~Q(kind="refund")),
         ]
         indexes = [models.Index(fields=["wallet", "-created_at"], name="wallet_entries_recent")]
 

@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from agencies.models import Agency
 from agencies.plans import DEFAULT_AUTO_RECHARGE_AMOUNT, DEFAULT_AUTO_RECHARGE_THRESHOLD
-from billing.models import CardOnFile
+from billing.models import CardOnFile, StripeCardSetup
 from wallets.recharge_base import RechargeableWallet, StripeCharge
 
 
@@ -32,27 +32,15 @@ class AgencyWallet(RechargeableWallet, CardOnFile):
         return f"Platform wallet of agency {self.agency_id}: {self.balance} {self.currency.upper()}"
 
 
-class AgencyCardSetup(models.Model):
+class AgencyCardSetup(StripeCardSetup):
     """One attempt of an agency admin to add the agency's card: a SetupIntent on the platform's account."""
-
-    class Status(models.TextChoices):
-        STARTED = "started", "Started"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
 
     wallet = models.ForeignKey(AgencyWallet, on_delete=models.PROTECT, related_name="card_setups")
     started_by = models.CharField(max_length=254)
-    setup_intent_id = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""),
-                                    name="one_agency_card_setup_per_setup_intent")
-        ]
+        constraints = [StripeCardSetup.one_per_setup_intent("one_agency_card_setup_per_setup_intent")]
 
     def __str__(self) -> str:
         return f"Agency card setup {self.pk} ({self.status})"
@@ -65,12 +53,8 @@ class AgencyCharge(StripeCharge):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["wallet"], condition=Q(status__in=["started", "processing",
-                                                                                "requires_action"]),
-                                    name="one_agency_charge_in_flight_per_wallet"),
-            models.CheckConstraint(name="agency_charge_amount_at_least_minimum", condition=Q(amount__gte="0.50")),
-        ]
+        constraints = StripeCharge.wallet_constraints(in_flight="one_agency_charge_in_flight_per_wallet",
+                                                      minimum="agency_charge_amount_at_least_minimum")
 
     def __str__(self) -> str:
         return f"Agency charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"

@@ -57,28 +57,38 @@ class BillingProfile(CardOnFile):
         return f"Billing of {self.subaccount_id}"
 
 
-class CardSetup(models.Model):
-    """One attempt to add a card: a SetupIntent on the agency's account, keyed by this row."""
+class StripeCardSetup(models.Model):
+    """One attempt to add a card: a SetupIntent keyed by this row (abstract: a client's on the agency's account,
+    an agency's on the platform's — agency_wallets.AgencyCardSetup)."""
 
     class Status(models.TextChoices):
         STARTED = "started", "Started"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="card_setups")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    stripe_account_id = models.CharField(max_length=64)
     setup_intent_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
+
+    @staticmethod
+    def one_per_setup_intent(name: str) -> models.UniqueConstraint:
+        return models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""), name=name)
+
+
+class CardSetup(StripeCardSetup):
+    """One attempt to add a client's card: a SetupIntent on the agency's account, keyed by this row."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="card_setups")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    stripe_account_id = models.CharField(max_length=64)
+
+    class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""),
-                                    name="one_card_setup_per_setup_intent")
-        ]
+        constraints = [StripeCardSetup.one_per_setup_intent("one_card_setup_per_setup_intent")]
 
     def __str__(self) -> str:
         return f"Card setup {self.pk} ({self.status})"

@@ -43,12 +43,8 @@ class Charge(StripeCharge):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["wallet"], condition=Q(status__in=["started", "processing",
-                                                                                "requires_action"]),
-                                    name="one_charge_in_flight_per_wallet"),
-            models.CheckConstraint(name="charge_amount_at_least_minimum", condition=Q(amount__gte="0.50")),
-        ]
+        constraints = StripeCharge.wallet_constraints(in_flight="one_charge_in_flight_per_wallet",
+                                                      minimum="charge_amount_at_least_minimum")
 
     def __str__(self) -> str:
         return f"Charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"

@@ -3,6 +3,7 @@ wallet with the platform (agency_wallets): the recharge state a decline leaves b
 committed STARTED before Stripe is called. Abstract: each app keeps its own tables and constraints."""
 
 from django.db import models
+from django.db.models import Q
 
 
 class RechargeableWallet(models.Model):
@@ -61,3 +62,13 @@ class StripeCharge(models.Model):
 
     class Meta:
         abstract = True
+
+    @staticmethod
+    def wallet_constraints(*, in_flight: str, minimum: str) -> list[models.BaseConstraint]:
+        """One charge in flight per wallet (a partial unique index), never below the minimum charge."""
+        return [
+            models.UniqueConstraint(fields=["wallet"], condition=Q(status__in=["started", "processing",
+                                                                                "requires_action"]),
+                                    name=in_flight),
+            models.CheckConstraint(name=minimum, condition=Q(amount__gte="0.50")),
+        ]

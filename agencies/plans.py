@@ -224,7 +224,23 @@ def multipliers_in_force(*, plan: str, agency_defaults: Mapping[str, Decimal],
 MINIMUM_RECHARGE = Decimal("0.50")  # Stripe's smallest USD charge
 DEFAULT_AUTO_RECHARGE_AMOUNT = Decimal("10")
 DEFAULT_AUTO_RECHARGE_THRESHOLD = Decimal("10")
+AUTO_RECHARGE_MAXIMUM = Decimal("10000")
 _MICRO = Decimal("0.000001")
+
+
+def auto_recharge_errors(*, amount: Decimal, threshold: Decimal) -> dict[str, str]:
+    """Why "add <amount> when the balance is below <threshold>" is refused, per field (empty: accepted). The same
+    rules for a client's wallet and for an agency's wallet with the platform."""
+    errors = {}
+    if not amount.is_finite() or not MINIMUM_RECHARGE <= amount <= AUTO_RECHARGE_MAXIMUM:
+        errors["amount"] = f"Choose an amount between ${MINIMUM_RECHARGE} and ${AUTO_RECHARGE_MAXIMUM:,}."
+    elif amount != amount.quantize(Decimal("0.01")):
+        errors["amount"] = "Use whole cents."
+    if not threshold.is_finite() or not Decimal(0) <= threshold <= AUTO_RECHARGE_MAXIMUM:
+        errors["threshold"] = f"Choose a threshold between $0 and ${AUTO_RECHARGE_MAXIMUM:,}."
+    elif threshold != threshold.quantize(Decimal("0.01")):
+        errors["threshold"] = "Use whole cents."
+    return errors
 
 
 def rebilled_amount(*, cost: Decimal, multiplier: Decimal) -> Decimal:

@@ -11,16 +11,18 @@ from django.db.models import Q
 
 from agencies.models import Agency
 from agencies.plans import DEFAULT_AUTO_RECHARGE_AMOUNT, DEFAULT_AUTO_RECHARGE_THRESHOLD
+from billing.models import CardOnFile, StripeCardSetup
+from wallets.recharge_base import RechargeableWallet, StripeCharge
 
 
-class AgencyWallet(models.Model):
+class AgencyWallet(RechargeableWallet, CardOnFile):
     agency = models.OneToOneField(Agency, on_delete=models.PROTECT, related_name="platform_wallet")
-    currency = models.CharField(max_length=3, default="usd")
-    balance = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     # "Add $10 when below $10" unless the agency chooses otherwise (DESIGN §6).
     auto_recharge_amount = models.DecimalField(max_digits=18, decimal_places=6, default=DEFAULT_AUTO_RECHARGE_AMOUNT)
     auto_recharge_threshold = models.DecimalField(max_digits=18, decimal_places=6,
                                                   default=DEFAULT_AUTO_RECHARGE_THRESHOLD)
+    # The agency's card, on the platform's own Stripe account (the agency is the platform's customer; not Connect).
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +30,34 @@ class AgencyWallet(models.Model):
 
     def __str__(self) -> str:
         return f"Platform wallet of agency {self.agency_id}: {self.balance} {self.currency.upper()}"
+
+
+class AgencyCardSetup(StripeCardSetup):
+    """One attempt of an agency admin to add the agency's card: a SetupIntent on the platform's account."""
+
+    wallet = models.ForeignKey(AgencyWallet, on_delete=models.PROTECT, related_name="card_setups")
+    started_by = models.CharField(max_length=254)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [StripeCardSetup.one_per_setup_intent("one_agency_card_setup_per_setup_intent")]
+
+    def __str__(self) -> str:
+        return f"Agency card setup {self.pk} ({self.status})"
+
+
+class AgencyCharge(StripeCharge):
+    """One PaymentIntent on the platform's account recharging an agency's wallet; key `agency-charge:<id>`."""
+
+    wallet = models.ForeignKey(AgencyWallet, on_delete=models.PROTECT, related_name="charges")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = StripeCharge.wallet_constraints(in_flight="one_agency_charge_in_flight_per_wallet",
+                                                      minimum="agency_charge_amount_at_least_minimum")
+
+    def __str__(self) -> str:
+        return f"Agency charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"
 
 
 class AgencyWalletEntry(models.Model):
@@ -49,6 +79,8 @@ class AgencyWalletEntry(models.Model):
     category = models.CharField(max_length=64, blank=True)
     day = models.DateField(null=True, blank=True)
     units_delta = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    # Recharges: the charge that paid (one credit per charge).
+    charge = models.ForeignKey(AgencyCharge, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
     note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -62,6 +94,10 @@ class AgencyWalletEntry(models.Model):
             models.CheckConstraint(name="agency_usage_entry_names_its_delta", condition=(
                 Q(kind__in=["usage_debit", "usage_credit"], usage_delta_id__isnull=False)
                 | (~Q(kind__in=["usage_debit", "usage_credit"]) & Q(usage_delta_id__isnull=True)))),
+            models.UniqueConstraint(fields=["charge"], condition=Q(kind="recharge"),
+                                    name="one_credit_per_agency_charge"),
+            models.CheckConstraint(name="agency_recharge_positive_and_named", condition=(
+                ~Q(kind="recharge") | Q(amount__gt=0, charge__isnull=False))),
         ]
 
     def __str__(self) -> str:

@@ -12,18 +12,35 @@ CARD_BRANDS = {"amex": "American Express", "diners": "Diners Club", "discover": 
                "mastercard": "Mastercard", "unionpay": "UnionPay", "visa": "Visa"}
 
 
-class BillingProfile(models.Model):
+class CardOnFile(models.Model):
+    """A card kept at Stripe for off-session charges: the client's (BillingProfile, the agency's account) or the
+    agency's (agency_wallets.AgencyWallet, the platform's account)."""
+
+    card_payment_method_id = models.CharField(max_length=64, blank=True)
+    card_brand = models.CharField(max_length=30, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.card_payment_method_id)
+
+    @property
+    def card_brand_display(self) -> str:
+        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
+
+
+class BillingProfile(CardOnFile):
     """The sub-account as a Stripe customer on the agency's connected account, and its card on file."""
 
     subaccount = models.OneToOneField(SubAccount, on_delete=models.CASCADE, related_name="billing_profile")
     # The account the customer lives on: a customer of a previously connected account is not used.
     stripe_account_id = models.CharField(max_length=64, blank=True)
     stripe_customer_id = models.CharField(max_length=64, blank=True)
-    card_payment_method_id = models.CharField(max_length=64, blank=True)
-    card_brand = models.CharField(max_length=30, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
-    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
-    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     card_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -39,37 +56,39 @@ class BillingProfile(models.Model):
     def __str__(self) -> str:
         return f"Billing of {self.subaccount_id}"
 
-    @property
-    def has_card(self) -> bool:
-        return bool(self.card_payment_method_id)
 
-    @property
-    def card_brand_display(self) -> str:
-        return CARD_BRANDS.get(self.card_brand, self.card_brand.title())
-
-
-class CardSetup(models.Model):
-    """One attempt to add a card: a SetupIntent on the agency's account, keyed by this row."""
+class StripeCardSetup(models.Model):
+    """One attempt to add a card: a SetupIntent keyed by this row (abstract: a client's on the agency's account,
+    an agency's on the platform's — agency_wallets.AgencyCardSetup)."""
 
     class Status(models.TextChoices):
         STARTED = "started", "Started"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="card_setups")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    stripe_account_id = models.CharField(max_length=64)
     setup_intent_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
+
+    @staticmethod
+    def one_per_setup_intent(name: str) -> models.UniqueConstraint:
+        return models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""), name=name)
+
+
+class CardSetup(StripeCardSetup):
+    """One attempt to add a client's card: a SetupIntent on the agency's account, keyed by this row."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.CASCADE, related_name="card_setups")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    stripe_account_id = models.CharField(max_length=64)
+
+    class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["setup_intent_id"], condition=~Q(setup_intent_id=""),
-                                    name="one_card_setup_per_setup_intent")
-        ]
+        constraints = [StripeCardSetup.one_per_setup_intent("one_card_setup_per_setup_intent")]
 
     def __str__(self) -> str:
         return f"Card setup {self.pk} ({self.status})"

@@ -29,7 +29,7 @@ from people.models import User
 from rebill.mail import email_send
 from rebill.tenancy import current_schema
 from rebilling.selectors import rebilling_is_switched_on
-from stripe_connect.gateway import AgencyStripe
+from stripe_connect.gateway import AgencyStripe, StripeCalls
 from stripe_connect.selectors import NotConnected, agency_stripe, current_agency
 from subaccounts.audit import audit_record
 from subaccounts.models import AuditEntry, SubAccount
@@ -181,6 +181,40 @@ def _customer_ensure(*, profile: BillingProfile, api: AgencyStripe) -> str:
     return customer.id
 
 
+def setup_intent_card_confirm(*, api: StripeCalls, setup_intent_id: str, customer_id: str,
+                              previous_payment_method_id: str, key: Callable[..., str]) -> str | None:
+    """The card a SetupIntent saved, from what Stripe says (never the browser): attached to the customer, made its
+    default, the card it replaces detached. Returns its payment method id, or None when the SetupIntent was
+    canceled; raises CardNotConfirmed. `key(what, *ids)` makes each write's idempotency key from our setup row.
+    Company Billing (the agency's account) and Settings → Billing (the platform's) both confirm cards here."""
+    setup_intent = api.setup_intent_retrieve(setup_intent_id)
+    if setup_intent.status == "canceled":
+        return None
+    if setup_intent.status != "succeeded":
+        raise CardNotConfirmed("Stripe has not confirmed this card yet. Please try again.")
+    if _id_of(setup_intent.customer) != customer_id or not customer_id:
+        raise CardNotConfirmed("This card setup does not belong to this Stripe customer.")
+    payment_method = api.payment_method_retrieve(str(_id_of(setup_intent.payment_method) or ""))
+    if payment_method.customer is None:
+        api.payment_method_attach(payment_method.id, customer_id=customer_id, idempotency_key=key("attach"))
+    elif _id_of(payment_method.customer) != customer_id:
+        raise CardNotConfirmed("This card belongs to another customer.")
+    api.customer_set_default_payment_method(customer_id, payment_method.id, idempotency_key=key("default_card"))
+    if previous_payment_method_id and previous_payment_method_id != payment_method.id:
+        try:
+            api.payment_method_detach(previous_payment_method_id,
+                                      idempotency_key=key("detach_replaced", previous_payment_method_id))
+        except stripe.InvalidRequestError as error:  # already gone at Stripe: nothing to detach
+            logger.info("Replaced card %s not detached: %s", previous_payment_method_id, error)
+    return str(payment_method.id)
+
+
+def _id_of(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return getattr(value, "id", None)
+
+
 # Adding or replacing a card (Company Billing) ---------------------------------------------------------------------
 def card_setup_start(*, subaccount: SubAccount, by: User) -> CardSetup:
     """A SetupIntent (off_session) on the agency's account for the client's customer; Stripe.js confirms it."""
@@ -216,34 +250,17 @@ def card_setup_complete(*, setup: CardSetup, actor: str) -> CardSetup:
         api = _current_stripe_for(account_id=setup.stripe_account_id, what="card setup")
     except ValidationError as error:
         raise CardNotConfirmed(error.messages[0]) from None
-    setup_intent = api.setup_intent_retrieve(setup.setup_intent_id)
-    if setup_intent.status == "canceled":
+    if profile.stripe_account_id != api.account_id:
+        raise CardNotConfirmed("This card setup does not belong to this sub-account's Stripe customer.")
+    before = _card_state(profile)
+    payment_method_id = setup_intent_card_confirm(
+        api=api, setup_intent_id=setup.setup_intent_id, customer_id=profile.stripe_customer_id,
+        previous_payment_method_id=profile.card_payment_method_id,
+        key=lambda what, *more: _key(what, setup.pk, *more))
+    if payment_method_id is None:
         setup.status = CardSetup.Status.FAILED
         setup.save(update_fields=["status"])
         return setup
-    if setup_intent.status != "succeeded":
-        raise CardNotConfirmed("Stripe has not confirmed this card yet. Please try again.")
-    customer_id = setup_intent.customer if isinstance(setup_intent.customer, str) else getattr(
-        setup_intent.customer, "id", None)
-    if customer_id != profile.stripe_customer_id or profile.stripe_account_id != api.account_id:
-        raise CardNotConfirmed("This card setup does not belong to this sub-account's Stripe customer.")
-    payment_method_id = setup_intent.payment_method if isinstance(setup_intent.payment_method, str) else getattr(
-        setup_intent.payment_method, "id", "")
-    payment_method = api.payment_method_retrieve(str(payment_method_id))
-    if payment_method.customer is None:
-        api.payment_method_attach(payment_method.id, customer_id=customer_id,
-                                  idempotency_key=_key("attach", setup.pk))
-    elif payment_method.customer != customer_id:
-        raise CardNotConfirmed("This card belongs to another customer.")
-    before = _card_state(profile)
-    previous = profile.card_payment_method_id
-    api.customer_set_default_payment_method(customer_id, payment_method.id,
-                                            idempotency_key=_key("default_card", setup.pk))
-    if previous and previous != payment_method.id:
-        try:
-            api.payment_method_detach(previous, idempotency_key=_key("detach_replaced", setup.pk, previous))
-        except stripe.InvalidRequestError as error:  # already gone at Stripe: nothing to detach
-            logger.info("Replaced card %s not detached: %s", previous, error)
     setup.status = CardSetup.Status.SUCCEEDED
     setup.completed_at = timezone.now()
     setup.save(update_fields=["status", "completed_at"])

@@ -86,10 +86,21 @@ def card_setup_page(request: HttpRequest, subaccount_id: int, setup_id: int) -> 
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect("billing:company", subaccount_id=subaccount_id)
+    profile = billing_profile(subaccount=membership.subaccount)
+    return card_form_render(request, card_for=membership.subaccount.name, card_purpose="future phone-usage charges",
+                            has_card=bool(profile and profile.has_card), client_secret=client_secret,
+                            stripe_account_id=setup.stripe_account_id,
+                            done_url=reverse("billing:card-done", args=[subaccount_id, setup.pk]),
+                            cancel_url=reverse("billing:company", args=[subaccount_id]))
+
+
+def card_form_render(request: HttpRequest, *, card_for: str, card_purpose: str, has_card: bool, client_secret: str,
+                     stripe_account_id: str, done_url: str, cancel_url: str) -> HttpResponse:
+    """The card form; `stripe_account_id` empty: the card is saved on the platform's own account."""
     return render(request, "billing/card_setup.html", {
-        "subaccount": membership.subaccount, "setup": setup, "client_secret": client_secret,
+        "card_for": card_for, "card_purpose": card_purpose, "has_card": has_card, "client_secret": client_secret,
+        "stripe_account_id": stripe_account_id, "done_url": done_url, "cancel_url": cancel_url,
         "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url(),
-        "profile": billing_profile(subaccount=membership.subaccount),
     })
 
 

@@ -82,13 +82,17 @@ class Stack:
 
         service = start_localstripe(free_port(), log_path=str(self.logs / "localstripe.log"))
         self.services.append(service)
-        webhook_secret = "whsec_rebill_dev"
+        webhook_secret, platform_webhook_secret = "whsec_rebill_dev", "whsec_rebill_platform_dev"
         self.env.update({
             "STRIPE_API_BASE": service.url, "STRIPE_CONNECT_BASE": service.url,
             "STRIPE_SECRET_KEY": "sk_test_rebill_dev", "STRIPE_PUBLISHABLE_KEY": "pk_test_rebill_dev",
             "STRIPE_CLIENT_ID": "ca_rebill_dev", "STRIPE_WEBHOOK_SECRET": webhook_secret,
+            "STRIPE_PLATFORM_WEBHOOK_SECRET": platform_webhook_secret,
         })
+        # localstripe sends every event to both; each endpoint keeps its own kind (connected accounts' / platform's).
         register_webhook(service.url, url=f"http://localhost:{self.web_port}/stripe/webhook/", secret=webhook_secret)
+        register_webhook(service.url, url=f"http://localhost:{self.web_port}/stripe/platform-webhook/",
+                         secret=platform_webhook_secret)
         say(f"Stripe (localstripe) on {service.url}")
 
     def start_fake_twilio(self) -> None:

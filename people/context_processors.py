@@ -17,6 +17,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links.append(("Settings → Stripe", reverse("stripe_connect:settings")))
         links.append(("Settings → Phone Integration", reverse("rebilling:phone-integration")))
         links.append(("Settings → Rebilling", reverse("rebilling:settings")))
+        links.append(("Settings → Billing", reverse("agency_wallets:settings-billing")))
         links.append(("Settings → Billing details", reverse("creditusage:dashboard")))
     switcher = _subaccount_switcher(request, user)
     if switcher and switcher["current_is_admin"]:

@@ -177,6 +177,9 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_rebill_dev" if
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
 STRIPE_CLIENT_ID = env.str("STRIPE_CLIENT_ID", default="ca_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_rebill_dev" if _STRIPE_DEV_DEFAULT else "")
+# The platform account's own events (agency wallets) come to their own endpoint, signed with their own secret.
+STRIPE_PLATFORM_WEBHOOK_SECRET = env.str("STRIPE_PLATFORM_WEBHOOK_SECRET",
+                                         default="whsec_rebill_platform_dev" if _STRIPE_DEV_DEFAULT else "")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_CONNECT_BASE = env.str("STRIPE_CONNECT_BASE", default="https://connect.stripe.com")
 # Empty: real Stripe.js for api.stripe.com, else localstripe's fake at <STRIPE_API_BASE>/js.stripe.com/v3/.
@@ -255,6 +258,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "agency_wallets.tasks.agency_wallets_bill_task",
         "schedule": timedelta(seconds=USAGE_PULL_INTERVAL_SECONDS),
         "options": {"expires": USAGE_PULL_INTERVAL_SECONDS},
+    },
+    "agency-wallet-charges": {  # agency wallets: retries due, charges stuck in STARTED/processing
+        "task": "agency_wallets.tasks.agency_wallet_charges_maintain",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 15 * 60},
+    },
+    "agency-wallet-audit": {
+        "task": "agency_wallets.tasks.agency_wallets_audit_task",
+        "schedule": crontab(minute=53, hour=5),
+        "options": {"expires": 3600},
     },
     "wallet-charges": {  # retries due, charges stuck in STARTED/processing
         "task": "agencies.tasks.fan_out_to_agencies",

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("wallets.urls")),
     path("", include("creditusage.urls")),
+    path("", include("agency_wallets.urls")),
     path("", include("rebilling.urls")),
     path("", include("stripe_connect.urls")),
 ]

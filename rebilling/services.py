@@ -15,9 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencies.plans import (
-    MINIMUM_RECHARGE,
     PlanChangeRules,
     Product,
+    auto_recharge_errors,
     multiplier_error,
     plan_terms,
 )
@@ -31,8 +31,6 @@ from rebilling.selectors import (
 from stripe_connect.selectors import current_agency
 from subaccounts.audit import audit_record
 from subaccounts.models import AuditEntry, SubAccount
-
-AUTO_RECHARGE_MAXIMUM = Decimal("10000")
 
 
 def _require_agency_admin(by: User) -> None:
@@ -159,15 +157,7 @@ def auto_recharge_set(*, subaccount: SubAccount, amount: Decimal, threshold: Dec
                       ) -> SubAccountRebilling:
     """"Add <amount> when the balance is below <threshold>"; the amount is at least the minimum charge."""
     _require_agency_admin(by)
-    errors = {}
-    if not amount.is_finite() or not MINIMUM_RECHARGE <= amount <= AUTO_RECHARGE_MAXIMUM:
-        errors["amount"] = f"Choose an amount between ${MINIMUM_RECHARGE} and ${AUTO_RECHARGE_MAXIMUM:,}."
-    elif amount != amount.quantize(Decimal("0.01")):
-        errors["amount"] = "Use whole cents."
-    if not threshold.is_finite() or not Decimal(0) <= threshold <= AUTO_RECHARGE_MAXIMUM:
-        errors["threshold"] = f"Choose a threshold between $0 and ${AUTO_RECHARGE_MAXIMUM:,}."
-    elif threshold != threshold.quantize(Decimal("0.01")):
-        errors["threshold"] = "Use whole cents."
+    errors = auto_recharge_errors(amount=amount, threshold=threshold)
     if errors:
         raise ValidationError(errors)
     settings = _settings_locked(subaccount)

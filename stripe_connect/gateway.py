@@ -2,7 +2,8 @@
 
 - Keys and base addresses are read from settings at call time (tests and the demo point them at localstripe).
 - Everything about a sub-account's money lives on the agency's connected account: `AgencyStripe` puts
-  `stripe_account=<agency account>` on every call it makes.
+  `stripe_account=<agency account>` on every call it makes. An agency's own card and its wallet with the
+  platform live on the platform's account: `PlatformStripe` never sends that header.
 - Every write needs an idempotency key, built by the caller from our own row id.
 """
 
@@ -74,18 +75,16 @@ def _require_key(idempotency_key: str) -> str:
     return idempotency_key
 
 
-@dataclass(frozen=True)
-class AgencyStripe:
-    """Calls on one agency's connected account (direct charges: the client's objects live there)."""
+class StripeCalls:
+    """The calls both accounts make; which account they act on is the subclass's `_account_options`."""
 
     account_id: str
 
-    def __post_init__(self) -> None:
-        if not self.account_id.startswith("acct_"):
-            raise ValueError(f"Not a Stripe account id: {self.account_id!r}")
+    def _account_options(self) -> stripe.RequestOptions:
+        raise NotImplementedError
 
     def _options(self, idempotency_key: str | None = None) -> stripe.RequestOptions:
-        options = stripe.RequestOptions(stripe_account=self.account_id)
+        options = self._account_options()
         if idempotency_key is not None:
             options["idempotency_key"] = _require_key(idempotency_key)
         return options
@@ -162,6 +161,12 @@ class AgencyStripe:
         return cast(stripe.PaymentIntent, self._v1.payment_intents.retrieve(
             payment_intent_id, options=self._options()))
 
+    def refund_create(self, *, payment_intent_id: str, amount: Decimal, currency: str, metadata: dict[str, str],
+                      idempotency_key: str) -> stripe.Refund:
+        params: Any = {"payment_intent": payment_intent_id, "amount": to_minor_units(amount, currency),
+                       "metadata": metadata}
+        return cast(stripe.Refund, self._v1.refunds.create(params=params, options=self._options(idempotency_key)))
+
     def payment_intent_find(self, *, metadata_key: str, value: str) -> stripe.PaymentIntent | None:
         """The PaymentIntent whose metadata[metadata_key] is `value` (Search API; a read, never a charge)."""
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -170,6 +175,31 @@ class AgencyStripe:
         if len(found) > 1:
             raise ValueError(f"{len(found)} PaymentIntents carry {metadata_key}={value}")
         return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class AgencyStripe(StripeCalls):
+    """Calls on one agency's connected account (direct charges: the client's objects live there)."""
+
+    account_id: str
+
+    def __post_init__(self) -> None:
+        if not self.account_id.startswith("acct_"):
+            raise ValueError(f"Not a Stripe account id: {self.account_id!r}")
+
+    def _account_options(self) -> stripe.RequestOptions:
+        return stripe.RequestOptions(stripe_account=self.account_id)
+
+
+@dataclass(frozen=True)
+class PlatformStripe(StripeCalls):
+    """Calls on the platform's own Stripe account (agencies' cards and their wallets with the platform): the
+    plain API key, never a `Stripe-Account` header — the agency is the platform's customer, not Connect's."""
+
+    account_id: str = ""
+
+    def _account_options(self) -> stripe.RequestOptions:
+        return stripe.RequestOptions()
 
 
 # Platform-level calls (Connect) -------------------------------------------------------------------------------
@@ -196,7 +226,9 @@ def account_retrieve(account_id: str) -> stripe.Account:
     return platform_client().v1.accounts.retrieve(account_id)
 
 
-def webhook_event_construct(payload: bytes, signature: str) -> stripe.Event:
-    """Verify the signature on the raw body (300 s tolerance); raises stripe.SignatureVerificationError."""
-    return stripe.Webhook.construct_event(payload, signature, _setting("STRIPE_WEBHOOK_SECRET"),
-                                          tolerance=WEBHOOK_TOLERANCE_SECONDS)
+def webhook_event_construct(payload: bytes, signature: str, *, platform: bool = False) -> stripe.Event:
+    """Verify the signature on the raw body (300 s tolerance) with the endpoint's own secret (Connect events:
+    STRIPE_WEBHOOK_SECRET; the platform account's: STRIPE_PLATFORM_WEBHOOK_SECRET); raises
+    stripe.SignatureVerificationError."""
+    secret = _setting("STRIPE_PLATFORM_WEBHOOK_SECRET" if platform else "STRIPE_WEBHOOK_SECRET")
+    return stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)

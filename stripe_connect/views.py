@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -20,7 +22,7 @@ from stripe_connect.services import (
     stripe_account_connect,
     stripe_account_disconnect,
 )
-from stripe_connect.webhooks import WebhookRejected, webhook_receive
+from stripe_connect.webhooks import WebhookRejected, platform_webhook_receive, webhook_receive
 
 _NONCE_KEY = "stripe_connect_nonce"
 
@@ -81,11 +83,23 @@ def stripe_disconnect(request: HttpRequest) -> HttpResponse:
     return redirect("stripe_connect:settings")
 
 
-@csrf_exempt  # Stripe signs the body instead
-@require_POST
-def stripe_webhook(request: HttpRequest) -> HttpResponse:
+def _webhook(request: HttpRequest, receive: Callable[..., object]) -> HttpResponse:
     try:
-        webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+        receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except WebhookRejected as rejection:
         return HttpResponseBadRequest(str(rejection))
     return HttpResponse("ok")
+
+
+@csrf_exempt  # Stripe signs the body instead
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Connect events: the agencies' connected accounts (client cards and charges)."""
+    return _webhook(request, webhook_receive)
+
+
+@csrf_exempt
+@require_POST
+def stripe_platform_webhook(request: HttpRequest) -> HttpResponse:
+    """The platform account's own events (agencies' cards and wallets), signed with their own secret."""
+    return _webhook(request, platform_webhook_receive)

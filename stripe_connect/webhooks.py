@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from agencies.models import Agency
 from stripe_connect.gateway import AgencyStripe, account_retrieve, webhook_event_construct
 from stripe_connect.models import ConnectedAccount, WebhookEvent
 from stripe_connect.selectors import agency_for_stripe_account
@@ -28,23 +29,40 @@ class WebhookRejected(Exception):
     pass
 
 
-def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
-    """Verify and store the event, then handle it (once). Raises WebhookRejected for what we refuse."""
+def _verified(payload: bytes, signature: str, *, platform: bool) -> stripe.Event:
     try:
-        event = webhook_event_construct(payload, signature)
+        return webhook_event_construct(payload, signature, platform=platform)
     except stripe.SignatureVerificationError as error:
         raise WebhookRejected(f"Bad signature: {error.user_message or error}") from None
     except ValueError:
         raise WebhookRejected("Not a Stripe event") from None
 
-    account_id = str(getattr(event, "account", None) or "")
-    agency = None
-    if account_id:
-        agency = agency_for_stripe_account(account_id=account_id)
-        if agency is None:
-            logger.warning("Stripe event %s (%s) for unknown account %s rejected", event.id, event.type, account_id)
-            raise WebhookRejected(f"Unknown account {account_id}")
 
+def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
+    """The Connect endpoint: events of the agencies' connected accounts only. Verify and store the event, then
+    handle it (once). Raises WebhookRejected for what we refuse."""
+    event = _verified(payload, signature, platform=False)
+    account_id = str(getattr(event, "account", None) or "")
+    if not account_id:
+        raise WebhookRejected("Not a connected account's event: the platform account's events have their own "
+                              "endpoint")
+    agency = agency_for_stripe_account(account_id=account_id)
+    if agency is None:
+        logger.warning("Stripe event %s (%s) for unknown account %s rejected", event.id, event.type, account_id)
+        raise WebhookRejected(f"Unknown account {account_id}")
+    return _store_and_handle(event, account_id=account_id, agency=agency)
+
+
+def platform_webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
+    """The platform-account endpoint (agencies' cards and wallets with the platform), with its own secret: a
+    connected account's event is refused here."""
+    event = _verified(payload, signature, platform=True)
+    if getattr(event, "account", None):
+        raise WebhookRejected("A connected account's event: those go to the Connect endpoint")
+    return _store_and_handle(event, account_id="", agency=None)
+
+
+def _store_and_handle(event: stripe.Event, *, account_id: str, agency: Agency | None) -> WebhookEvent:
     inbox, _ = WebhookEvent.objects.get_or_create(
         event_id=event.id,
         defaults={"event_type": event.type, "account_id": account_id, "agency": agency,
@@ -61,11 +79,14 @@ def webhook_event_handle(*, inbox_id: int) -> WebhookEvent:
                 return inbox
             inbox.attempts += 1
             handler = _tenant_handlers().get(inbox.event_type)
+            platform_handler = _platform_handlers().get(inbox.event_type)
             if inbox.agency is not None and inbox.event_type == "account.application.deauthorized":
                 _on_deauthorized(account_id=inbox.account_id)
                 inbox.status = WebhookEvent.Status.HANDLED
+            elif not inbox.account_id and platform_handler is not None:
+                platform_handler(object_id=_object_id(inbox.payload), event_type=inbox.event_type)
+                inbox.status = WebhookEvent.Status.HANDLED
             elif inbox.agency is None or handler is None:
-                # Platform-account events (no `account`) have no handler yet: the agency-wallet work adds them.
                 inbox.status = WebhookEvent.Status.IGNORED
             else:
                 object_id = _object_id(inbox.payload)
@@ -96,6 +117,12 @@ def _on_deauthorized(*, account_id: str) -> None:
 
 def _object_id(payload: dict[str, Any]) -> str:
     return str(((payload.get("data") or {}).get("object") or {}).get("id") or "")
+
+
+def _platform_handlers() -> dict[str, Any]:
+    from agency_wallets.webhook_handlers import HANDLERS  # imported late (app registry)
+
+    return HANDLERS
 
 
 def _tenant_handlers() -> dict[str, Any]:

@@ -28,27 +28,27 @@ class charge_call_guard:  # noqa: N801 — used as a context manager
     decides a charge "never reached Stripe" while a worker is calling Stripe for it. Freed when the
     connection dies, so a killed worker never leaves it held."""
 
-    def __init__(self, charge_id: int) -> None:
+    def __init__(self, charge_id: int, *, namespace: str | None = None) -> None:
         self.charge_id = charge_id
+        self.namespace = namespace
         self.acquired = False
+
+    def _name(self) -> str:
+        from rebill.tenancy import current_schema
+
+        return self.namespace or f"wallets.charge:{current_schema()}"
 
     def __enter__(self) -> bool:
         from django.db import connection
 
-        from rebill.tenancy import current_schema
-
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)",
-                           [f"wallets.charge:{current_schema()}", self.charge_id % 2**31])
+            cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)", [self._name(), self.charge_id % 2**31])
             self.acquired = bool(cursor.fetchone()[0])
         return self.acquired
 
     def __exit__(self, *exc: object) -> None:
         from django.db import connection
 
-        from rebill.tenancy import current_schema
-
         if self.acquired and connection.connection is not None:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)",
-                               [f"wallets.charge:{current_schema()}", self.charge_id % 2**31])
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", [self._name(), self.charge_id % 2**31])

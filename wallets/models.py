@@ -14,23 +14,11 @@ from django.db.models import Q
 from agencies.plans import Product
 from phone.models import UsageDelta
 from subaccounts.models import SubAccount
+from wallets.recharge_base import RechargeableWallet, StripeCharge
 
 
-class Wallet(models.Model):
-    class RechargeState(models.TextChoices):
-        OK = "ok", "OK"
-        FAILED = "failed", "Recharge failed"
-        ACTION_REQUIRED = "action_required", "Client must confirm the payment"
-
+class Wallet(RechargeableWallet):
     subaccount = models.OneToOneField(SubAccount, on_delete=models.PROTECT, related_name="wallet")
-    currency = models.CharField(max_length=3, default="usd")
-    balance = models.DecimalField(max_digits=18, decimal_places=6, default=0)
-    recharge_state = models.CharField(max_length=20, choices=RechargeState.choices, default=RechargeState.OK)
-    # Automatic retries of a failed recharge done so far, and when the next one is due (null: none is).
-    failed_retries = models.PositiveSmallIntegerField(default=0)
-    next_retry_at = models.DateTimeField(null=True, blank=True)
-    last_failure_code = models.CharField(max_length=100, blank=True)
-    last_failure_message = models.CharField(max_length=500, blank=True)
     # Phone usage suspended at the provider for non-payment (DESIGN §5).
     suspended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -41,60 +29,53 @@ class Wallet(models.Model):
     def __str__(self) -> str:
         return f"Wallet of {self.subaccount_id}: {self.balance} {self.currency.upper()}"
 
-    @property
-    def recharge_failed(self) -> bool:
-        return self.recharge_state != self.RechargeState.OK
 
-
-class Charge(models.Model):
-    """One PaymentIntent on the agency's account. Committed as STARTED before Stripe is called; its
-    idempotency key `charge:<schema>:<id>` goes to Stripe as the key and in the metadata."""
+class Charge(StripeCharge):
+    """One PaymentIntent on the agency's account; its idempotency key is `charge:<schema>:<id>`."""
 
     class Kind(models.TextChoices):
         AUTO_RECHARGE = "auto_recharge", "Auto-recharge"
         MANUAL = "manual", "Add balance"
 
-    class Status(models.TextChoices):
-        STARTED = "started", "Started"
-        PROCESSING = "processing", "Processing"
-        REQUIRES_ACTION = "requires_action", "Waiting for the client to confirm"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        # Never reached Stripe (no PaymentIntent carries its key), or its account is no longer connected.
-        ABANDONED = "abandoned", "Abandoned"
-
-    IN_FLIGHT = (Status.STARTED, Status.PROCESSING, Status.REQUIRES_ACTION)
-
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="charges")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
-    amount = models.DecimalField(max_digits=18, decimal_places=6)
-    currency = models.CharField(max_length=3)
     stripe_account_id = models.CharField(max_length=64)
-    stripe_customer_id = models.CharField(max_length=64)
-    payment_method_id = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = StripeCharge.wallet_constraints(in_flight="one_charge_in_flight_per_wallet",
+                                                      minimum="charge_amount_at_least_minimum")
+
+    def __str__(self) -> str:
+        return f"Charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"
+
+
+class Refund(models.Model):
+    """Part or all of a succeeded charge given back to the client's card (Stripe refund on the agency's account).
+    Committed as STARTED before Stripe is called; its key `refund:<schema>:<id>` goes to Stripe."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
     # Null only inside the creating transaction: the key is made from the row's own id.
     idempotency_key = models.CharField(max_length=120, unique=True, null=True)  # noqa: DJ001
-    payment_intent_id = models.CharField(max_length=64, blank=True)
-    failure_code = models.CharField(max_length=100, blank=True)
-    decline_code = models.CharField(max_length=100, blank=True)
-    advice_code = models.CharField(max_length=100, blank=True)
+    stripe_refund_id = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
-    requested_by = models.CharField(max_length=254, blank=True)
+    requested_by = models.CharField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["wallet"], condition=Q(status__in=["started", "processing",
-                                                                                "requires_action"]),
-                                    name="one_charge_in_flight_per_wallet"),
-            models.CheckConstraint(name="charge_amount_at_least_minimum", condition=Q(amount__gte="0.50")),
-        ]
+        constraints = [models.CheckConstraint(name="refund_amount_positive", condition=Q(amount__gt=0))]
 
     def __str__(self) -> str:
-        return f"Charge {self.pk} {self.amount} {self.currency.upper()} ({self.status})"
+        return f"Refund {self.pk} of charge {self.charge_id}: {self.amount} ({self.status})"
 
 
 class WalletEntry(models.Model):
@@ -127,6 +108,8 @@ class WalletEntry(models.Model):
     provider_account = models.CharField(max_length=34, blank=True)
     # Recharges and top-ups: the charge that paid (one credit per charge); refunds name it too.
     charge = models.ForeignKey(Charge, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    # Refunds: the refund this entry records (one entry per refund).
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="entry")
     note = models.CharField(max_length=500, blank=True)
     created_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -147,6 +130,8 @@ class WalletEntry(models.Model):
             models.CheckConstraint(name="charge_credit_positive_and_named", condition=(
                 ~Q(kind__in=["recharge", "manual_top_up"]) | Q(amount__gt=0, charge__isnull=False))),
             models.CheckConstraint(name="refund_negative", condition=~Q(kind="refund") | Q(amount__lt=0)),
+            models.CheckConstraint(name="refund_entry_names_its_refund",
+                                   condition=Q(kind="refund", refund__isnull=False) | ~Q(kind="refund")),
         ]
         indexes = [models.Index(fields=["wallet", "-created_at"], name="wallet_entries_recent")]
 

@@ -23,7 +23,8 @@ def committed_usage(world, django_db_blocker):
         finally:
             connection.set_schema_to_public()
             with connection.cursor() as cursor:
-                cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencywallet, "
+                cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
+                               "agency_wallets_agencycardsetup, agency_wallets_agencywallet, "
                                "agency_wallets_usagetobill")
             for agency in (world.a.agency, world.b.agency):
                 with tenant_context(agency):

@@ -22,6 +22,7 @@ from devservices.localstripe_server import recorded_requests, reset
 SECRET_KEY = "sk_test_rebill_tests"
 PUBLISHABLE_KEY = "pk_test_rebill_tests"
 WEBHOOK_SECRET = "whsec_rebill_tests"
+PLATFORM_WEBHOOK_SECRET = "whsec_rebill_platform_tests"
 CLIENT_ID = "ca_rebill_tests"
 ACCT_A = "acct_1RebillAlphaAAAAA"
 ACCT_B = "acct_1RebillBravoBBBBB"
@@ -32,7 +33,8 @@ def localstripe_base(localstripe_url: str) -> Iterator[str]:
     """The session's localstripe, with Rebill's Stripe settings pointed at it."""
     with override_settings(
         STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_PUBLISHABLE_KEY=PUBLISHABLE_KEY, STRIPE_CLIENT_ID=CLIENT_ID,
-        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_API_BASE=localstripe_url, STRIPE_CONNECT_BASE=localstripe_url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_PLATFORM_WEBHOOK_SECRET=PLATFORM_WEBHOOK_SECRET,
+        STRIPE_API_BASE=localstripe_url, STRIPE_CONNECT_BASE=localstripe_url,
         STRIPE_JS_URL="",
     ):
         yield localstripe_url
@@ -86,8 +88,8 @@ def event_payload(*, event_id: str, event_type: str, obj: dict[str, Any], accoun
     return json.dumps(event).encode()
 
 
-def post_webhook(payload: bytes, signature: str, *, raise_request_exception: bool = True) -> Any:
-    """To the platform domain, as Stripe does."""
+def post_webhook(payload: bytes, signature: str, *, raise_request_exception: bool = True,
+                 path: str = "/stripe/webhook/") -> Any:
+    """To the platform domain, as Stripe does (the Connect endpoint unless `path` says the platform's)."""
     client = Client(HTTP_HOST="localhost", raise_request_exception=raise_request_exception)
-    return client.post("/stripe/webhook/", data=payload, content_type="application/json",
-                                              HTTP_STRIPE_SIGNATURE=signature)
+    return client.post(path, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)

@@ -68,6 +68,7 @@ def add_delta(subaccount: SubAccount, cost: Decimal | str, *, product: Product =
 def truncate_wallets() -> None:
     """Committed test data out (entries are insert-only: DELETE is refused, TRUNCATE is the way out)."""
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE wallets_walletentry, wallets_charge, wallets_wallet, creditusage_ledgerdaytotal,"
-                       " creditusage_usagerollup, creditusage_usagemonthrollup, creditusage_agencydayrollup,"
+        cursor.execute("TRUNCATE wallets_walletentry, wallets_refund, wallets_charge, wallets_wallet,"
+                       " creditusage_ledgerdaytotal, creditusage_usagerollup, creditusage_usagemonthrollup,"
+                       " creditusage_agencydayrollup,"
                        " creditusage_subaccountmonthtotal, creditusage_spendalert")

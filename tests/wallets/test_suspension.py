@@ -69,3 +69,39 @@ def test_suspended_at_zero_after_a_decline_and_resumed_after_a_new_card_pays(
         assert wallet.suspended_at is None
         assert wallets_audit() == []
     assert mail.outbox == []  # captured, not executed above
+
+
+def _failed_wallet_at_zero(subaccount) -> Wallet:
+    from wallets.services import wallet_adjust, wallet_ensure
+
+    wallet = wallet_ensure(subaccount=subaccount)
+    wallet_adjust(wallet=wallet, amount=Decimal("-1"), note="usage beyond the balance", by="t")
+    Wallet.objects.filter(pk=wallet.pk).update(recharge_state=Wallet.RechargeState.FAILED)
+    return wallet
+
+
+def test_the_agencys_own_twilio_account_is_suspended_only_when_it_is_a_subaccount(world, db, twilio):
+    from phone.crypto import secret_encrypt
+
+    # given two clients on the agency's own Twilio: one on a subaccount of the agency's main account, one on the
+    # main account itself; both at a balance ≤ 0 with the recharge failed
+    main_sid, sub_sid = "AC" + "4" * 32, "AC" + "5" * 32
+    create_account(twilio.url, main_sid, "a" * 32)
+    create_account(twilio.url, sub_sid, "b" * 32, parent_sid=main_sid)
+    with tenant_context(world.a.agency):
+        on_sub, on_main = world.a.subaccounts
+        for client, sid, token in ((on_sub, sub_sid, "b" * 32), (on_main, main_sid, "a" * 32)):
+            SubAccountProvider.objects.create(subaccount=client, provider="twilio", twilio_account_sid=sid,
+                                              twilio_auth_token_encrypted=secret_encrypt(token),
+                                              twilio_auth_token_last4=token[-4:])
+        sub_wallet, main_wallet = _failed_wallet_at_zero(on_sub), _failed_wallet_at_zero(on_main)
+
+        # when suspension is applied to both
+        outcomes = (wallet_suspension_apply(wallet_id=sub_wallet.pk), wallet_suspension_apply(wallet_id=main_wallet.pk))
+
+        # then Twilio says the subaccount is suspended and the main account never is
+        assert outcomes == ("suspended", "skipped")
+        assert account_status(twilio.url, sub_sid) == "suspended"
+        assert account_status(twilio.url, main_sid) == "active"
+        main_wallet.refresh_from_db()
+        assert main_wallet.suspended_at is None

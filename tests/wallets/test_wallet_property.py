@@ -1,5 +1,5 @@
 """Property: any sequence of usage deltas, multiplier changes, rebilling on/off, ratings, recharges (approved and
-declined on localstripe) and adjustments keeps balance == Σ entries, bills the client exactly Σ(cost delta ×
+declined on localstripe), refunds and adjustments keeps balance == Σ entries, bills the client exactly Σ(cost delta ×
 multiplier in force when rated), and never bills what was fetched before the switch-on."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from agencies.plans import Product, rebilled_amount
 from billing.models import BillingProfile
+from people.models import User
 from rebilling.models import MultiplierOverride, SubAccountRebilling
 from tests.billing.fixtures import ACCT_A
 from tests.wallets.helpers import DECLINING_CARD, add_delta, rebill
-from wallets.models import Wallet, WalletEntry
+from wallets.models import Charge, Wallet, WalletEntry
 from wallets.services import (
     RechargeRefused,
     charge_execute,
@@ -28,6 +29,7 @@ from wallets.services import (
     wallet_rate,
     wallets_audit,
 )
+from wallets.services.refunds import RefundRefused, charge_refund, charge_refundable
 
 PRODUCTS = [Product.SMS, Product.CALLS, Product.MMS]
 costs = st.decimals(min_value=Decimal("-5"), max_value=Decimal("20"), places=6, allow_nan=False)
@@ -38,6 +40,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("off")), st.tuples(st.just("on")), st.tuples(st.just("rate")),
     st.tuples(st.just("recharge"), st.sampled_from(["good", "declining"])),
     st.tuples(st.just("adjust"), costs.filter(lambda d: d != 0)),
+    st.tuples(st.just("refund"), st.sampled_from([Decimal("0.50"), Decimal("2.00"), Decimal("5.00"), Decimal("6")])),
 ), max_size=25)
 
 
@@ -82,6 +85,7 @@ def _run(client, steps, cards) -> None:
     multiplier = {p: Decimal("1.05") for p in Product}
     expected_usage = Decimal(0)
     wallet = wallet_ensure(subaccount=client)
+    agency_admin = User.objects.filter(role=User.Role.AGENCY_ADMIN).first()
     for step in steps:
         kind = step[0]
         if kind == "delta":
@@ -114,6 +118,14 @@ def _run(client, steps, cards) -> None:
             charge_execute(charge_id=charge.pk)
         elif kind == "adjust":
             wallet_adjust(wallet=wallet, amount=step[1], note="property", by="t")
+        elif kind == "refund":  # of the latest succeeded top-up; beyond what is left it is refused, unchanged
+            charge = Charge.objects.filter(wallet=wallet, status=Charge.Status.SUCCEEDED).order_by("-pk").first()
+            if charge is None:
+                continue
+            try:
+                charge_refund(charge_id=charge.pk, amount=step[1], by=agency_admin)
+            except RefundRefused:
+                assert step[1] > charge_refundable(charge=charge)
 
     wallet = Wallet.objects.get(pk=wallet.pk)
     entries = WalletEntry.objects.filter(wallet=wallet)
@@ -128,3 +140,8 @@ def _run(client, steps, cards) -> None:
     # recharges credited once each, only for charges that succeeded
     for entry in entries.filter(kind=WalletEntry.Kind.MANUAL_TOP_UP):
         assert entry.charge.status == "succeeded"
+    # refunds: one entry per succeeded refund, never more than the charge
+    for charge in Charge.objects.filter(wallet=wallet):
+        refunded = -sum((e.amount for e in entries.filter(kind=WalletEntry.Kind.REFUND, charge=charge)), Decimal(0))
+        assert refunded == sum((r.amount for r in charge.refunds.filter(status="succeeded")), Decimal(0))
+        assert refunded <= charge.amount

@@ -1,5 +1,6 @@
-"""`manage.py wallet_audit [--schema S] [--stripe-days N]`: balance == Σ entries for every wallet of every agency
-(or one), one credit per succeeded charge, and succeeded charges as Stripe has them. Exit 1 on any difference."""
+"""`manage.py wallet_audit [--schema S] [--stripe-days N]`: balance == Σ entries for every client wallet of every
+agency (or one) and every agency's wallet with the platform (or that one's), one credit per succeeded charge, and
+succeeded charges as Stripe has them. Exit 1 on any difference."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.selectors import agencies_all
+from agency_wallets.charging import agency_wallets_audit
 from wallets.services import wallets_audit
 
 
@@ -35,6 +37,9 @@ class Command(BaseCommand):
                 for finding in wallets_audit(stripe_since=since):
                     problems += 1
                     self.stdout.write(f"{agency.schema_name}: {finding}")
+        for finding in agency_wallets_audit(stripe_since=since, agencies=agencies):
+            problems += 1
+            self.stdout.write(f"platform: {finding}")
         self.stdout.write(f"{problems} difference(s) found.")
         if problems:
             raise SystemExit(1)

@@ -1,0 +1,86 @@
+"""As an agency admin would: Settings → Billing shows the agency's LC Phone balance with the platform, and the admin
+adds the agency's card through Stripe.js's card element — on the platform's own Stripe account, whose webhook comes
+back through the platform-account endpoint."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse
+
+import pytest
+from django.db import connection
+from playwright.sync_api import expect
+
+from agency_wallets.models import AgencyCardSetup, AgencyWallet
+from devservices.localstripe_server import recorded_requests, register_webhook, unregister_webhook
+from stripe_connect.models import WebhookEvent
+from tests.agency_wallets.helpers import agency_wallet_at
+from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, localstripe, localstripe_base  # noqa: F401
+from tests.browser.test_billing_flow import ADMIN_PASSWORD, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def agency_wallet_in_debt(browser_agency, django_db_blocker, localstripe):  # noqa: F811
+    with django_db_blocker.unblock():
+        wallet = agency_wallet_at(browser_agency, "-2.5")
+    yield wallet
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
+                           "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+
+
+@pytest.fixture
+def platform_webhooks_to_live_server(live_server_url, localstripe):  # noqa: F811
+    port = urlparse(live_server_url.format(host="localhost")).port
+    webhook_id = register_webhook(localstripe, url=f"http://localhost:{port}/stripe/platform-webhook/",
+                                  secret=PLATFORM_WEBHOOK_SECRET)
+    yield
+    unregister_webhook(localstripe, webhook_id)
+
+
+def test_agency_admin_sees_its_balance_and_adds_its_card(page, live_server_url, browser_agency, agency_wallet_in_debt,
+                                                         platform_webhooks_to_live_server, localstripe,  # noqa: F811
+                                                         django_db_blocker):
+    base = live_server_url.format(host=browser_agency.domains.get(is_primary=True).domain)
+
+    # given the agency admin on Settings → Billing, owing the platform $2.50, with no card
+    page.goto(f"{base}/agency/settings/billing/")
+    sign_in(page, base, f"admin@{browser_agency.slug}.test", ADMIN_PASSWORD)
+    expect(page.get_by_role("heading", name="Settings → Billing")).to_be_visible()
+    expect(page.get_by_test_id("agency-wallet-balance")).to_have_text("$-2.50")
+    expect(page.get_by_test_id("agency-card-on-file")).to_contain_text("No card on file")
+
+    # when they add card 4242 through the card element
+    page.get_by_role("button", name="Add a card").click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiration date").fill("12 / 2034")
+    page.get_by_label("Security code").fill("123")
+    page.get_by_label("ZIP").fill("10001")
+    page.get_by_role("button", name="Save card").click()
+
+    # then Settings → Billing shows the card, and still the balance
+    expect(page.get_by_text("The agency's card is saved.")).to_be_visible()
+    expect(page.get_by_test_id("agency-card-on-file")).to_contain_text("Visa ending in 4242, expires 12/2034")
+    expect(page.get_by_test_id("agency-wallet-balance")).to_have_text("$-2.50")
+
+    # and setup_intent.succeeded came back through the platform endpoint (no account), handled there
+    deadline = time.monotonic() + 20
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        setup = AgencyCardSetup.objects.get(wallet__agency=browser_agency)
+        while not WebhookEvent.objects.filter(event_type="setup_intent.succeeded", account_id="",
+                                              status=WebhookEvent.Status.HANDLED,
+                                              payload__data__object__id=setup.setup_intent_id).exists():
+            assert time.monotonic() < deadline, list(WebhookEvent.objects.values_list("event_type", "status"))
+            time.sleep(0.2)
+        wallet = AgencyWallet.objects.get(agency=browser_agency)
+        assert (wallet.card_last4, setup.status) == ("4242", AgencyCardSetup.Status.SUCCEEDED)
+
+    # and no request our server made carried a Stripe-Account header: the platform's own account
+    for request in recorded_requests(localstripe):
+        if request["path"].startswith("/v1/"):
+            assert request["stripe_account"] is None, request

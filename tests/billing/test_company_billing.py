@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, CardSetup
@@ -155,7 +156,8 @@ def test_the_last_card_cannot_be_removed_while_rebilling_is_on(world, connected,
     client = client_for(world.a, world.a.account_admins[0])
     _start_and_confirm(client, world.a, subaccount, localstripe)
     with tenant_context(world.a.agency):
-        SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={"switched_on": True})
+        SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={"switched_on": True,
+                                                                                     "switched_on_at": timezone.now()})
     card_id = profile_of(world.a, subaccount).card_payment_method_id
 
     # when the account admin removes it, then it is refused and the card stays, here and at Stripe

@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from creditusage.models import UsageCostMonthRollup, UsageCostRollup
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from phone.services import (
     PullOutcome,
@@ -221,6 +222,9 @@ def committed(world, django_db_blocker) -> Iterator[None]:
                 UsageLine.objects.all().delete()
                 AuditEntry.objects.all().delete()
                 SubAccountProvider.objects.all().delete()
+                # the deltas' cost rollups keep their sub-accounts (PROTECT): they go first
+                UsageCostRollup.objects.all().delete()
+                UsageCostMonthRollup.objects.all().delete()
                 SubAccount.objects.filter(name__startswith="Batch client").delete()
             connection.set_schema_to_public()
             from phoneregistry.models import TwilioAccountClaim

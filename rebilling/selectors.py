@@ -8,6 +8,7 @@ of facts at most, the counts, the state filter and the state sort ask the policy
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -85,11 +86,24 @@ def _facts(row: dict[str, Any], *, plan: str, stripe_connected: bool) -> Rebilli
     )
 
 
-def rebilling_decision_for(*, subaccount: SubAccount) -> RebillingDecision:
+def rebilling_decisions_for(*, subaccount_ids: Iterable[int]) -> dict[int, RebillingDecision]:
+    """The policy's answer for each of these sub-accounts, from one query (asked once per distinct set of facts)."""
     account_id = _connected_account_id()
-    [row] = _fetch(_facts_sql(where="WHERE s.id = %(id)s"),
-                   {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "id": subaccount.pk})
-    return rebilling_decision(_facts(row, plan=current_agency().plan, stripe_connected=account_id is not None))
+    plan = current_agency().plan
+    rows = _fetch(_facts_sql(where="WHERE s.id = ANY(%(ids)s)"),
+                  {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "ids": list(subaccount_ids)})
+    answers: dict[RebillingFacts, RebillingDecision] = {}
+    decisions = {}
+    for row in rows:
+        facts = _facts(row, plan=plan, stripe_connected=account_id is not None)
+        if facts not in answers:
+            answers[facts] = rebilling_decision(facts)
+        decisions[row["id"]] = answers[facts]
+    return decisions
+
+
+def rebilling_decision_for(*, subaccount: SubAccount) -> RebillingDecision:
+    return rebilling_decisions_for(subaccount_ids=[subaccount.pk])[subaccount.pk]
 
 
 # Settings → Phone Integration ------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from agencies.plans import Product, RebillingFacts, multipliers_in_force, rebilling_decision
+from agencies.plans import Product, multipliers_in_force
 from rebilling.models import MultiplierOverride, SubAccountRebilling
-from rebilling.selectors import _connected_account_id, _facts, _facts_sql, _fetch, agency_multiplier_defaults
+from rebilling.selectors import agency_multiplier_defaults, rebilling_decisions_for
 from stripe_connect.selectors import current_agency
-from subaccounts.models import Membership, SubAccount
+from subaccounts.models import SubAccount
 from wallets.models import Charge, Wallet, WalletEntry
 
 RECENT_ENTRIES = 10
@@ -78,17 +78,8 @@ def subaccounts_rateable(*, subaccount_ids: Iterable[int]) -> dict[int, Rateable
     if not switched:
         return {}
     plan = current_agency().plan
-    account_id = _connected_account_id()
-    rows = _fetch(_facts_sql(where="WHERE s.id = ANY(%(ids)s)"),
-                  {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "ids": list(switched)})
-    decisions: dict[RebillingFacts, bool] = {}
-    enabled = []
-    for row in rows:
-        facts = _facts(row, plan=plan, stripe_connected=account_id is not None)
-        if facts not in decisions:
-            decisions[facts] = rebilling_decision(facts).is_enabled
-        if decisions[facts]:
-            enabled.append(row["id"])
+    enabled = [subaccount_id for subaccount_id, decision in rebilling_decisions_for(subaccount_ids=switched).items()
+               if decision.is_enabled]
     defaults = agency_multiplier_defaults()
     overrides: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for subaccount_id, product, multiplier in (MultiplierOverride.objects.filter(subaccount_id__in=enabled)

@@ -152,8 +152,10 @@ def _admin_cursor_execute(*statements: str) -> None:
     import psycopg2
 
     db = connection.settings_dict
+    # The embedded server is reached through its socket directory (OPTIONS.host), the machine's by HOST.
+    host = (db.get("OPTIONS") or {}).get("host") or db["HOST"] or None
     admin = psycopg2.connect(dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None,
-                             host=db["HOST"] or None, port=db["PORT"] or None)
+                             host=host, port=db["PORT"] or None)
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:

@@ -3,6 +3,7 @@ the agencies that have a pull due; each sends one task per USAGE_PULL_BATCH due 
 schema (phone.services.pull_schedule), whose reads are stored together in one batch."""
 
 import logging
+import time
 from functools import partial
 
 from celery import shared_task
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from phone.selectors import providers_to_pull, retired_accounts_to_pull
-from phone.services import PullOutcome, provider_lc_phone_suspend, usage_pull_retired, usage_pulls
+from phone.services import PullOutcome, provider_lc_phone_suspend, usage_pull_retired_accounts, usage_pulls
 from phone.services.pull_schedule import usage_pull_pending_release, usage_pulls_due
 from phone.usage_client import UsageFetchError
 from rebill.celery import AgencyTask
@@ -18,12 +19,19 @@ from rebill.celery import AgencyTask
 log = logging.getLogger(__name__)
 
 # Sub-accounts per pull task: read one after the other, then stored in one transaction and one statement.
-# Small enough that a task whose every read waits out Twilio's timeouts still ends within its time limit.
 USAGE_PULL_BATCH = 20
+# A pull task starts no read after this many seconds; the sub-accounts left wait for the next pull. One read
+# that waits out Twilio's timeouts and retries takes about a minute, so what was read is stored well within the
+# soft time limit (540 s) even when Twilio is slow for the whole batch.
+USAGE_READ_BUDGET_SECONDS = 300
 
 
-def _batches(provider_ids: list[int]) -> list[list[int]]:
-    return [provider_ids[start:start + USAGE_PULL_BATCH] for start in range(0, len(provider_ids), USAGE_PULL_BATCH)]
+def _batches(ids: list[int]) -> list[list[int]]:
+    return [ids[start:start + USAGE_PULL_BATCH] for start in range(0, len(ids), USAGE_PULL_BATCH)]
+
+
+def _read_until() -> float:
+    return time.monotonic() + USAGE_READ_BUDGET_SECONDS
 
 
 @shared_task(base=AgencyTask)
@@ -43,19 +51,17 @@ def usage_reread_agency() -> int:
     for batch in _batches(provider_ids):
         transaction.on_commit(partial(usage_pull_subaccounts.delay, batch, full_reread=True))
     retired_ids = list(retired_accounts_to_pull(now=timezone.now()).values_list("pk", flat=True))
-    for retired_id in retired_ids:
-        transaction.on_commit(partial(usage_pull_retired_account.delay, retired_id))
+    for batch in _batches(retired_ids):
+        transaction.on_commit(partial(usage_reread_retired_accounts.delay, batch))
     return len(provider_ids) + len(retired_ids)
 
 
 @shared_task(base=AgencyTask, time_limit=600, soft_time_limit=540)
-def usage_pull_retired_account(retired_id: int) -> str:
-    try:
-        result = usage_pull_retired(retired_id=retired_id)
-    except UsageFetchError as error:
-        log.warning("Usage pull of retired account %s failed: %s", retired_id, error)  # tomorrow's re-read retries
-        return "failed"
-    return str(result.outcome)
+def usage_reread_retired_accounts(retired_ids: list[int]) -> list[list[int | str]]:
+    """Re-read these accounts sub-accounts stopped using, stored in one batch: [retired id, outcome] each (one
+    Twilio could not read is re-read by tomorrow's re-read)."""
+    results = usage_pull_retired_accounts(retired_ids=retired_ids, read_until=_read_until())
+    return [[retired_id, str(result.outcome)] for retired_id, result in results.items()]
 
 
 # Hard limit well above the client's worst case (timeouts and backoff) so a stuck pull frees its worker.
@@ -68,7 +74,7 @@ def usage_pull_subaccounts(provider_ids: list[int], full_reread: bool = False) -
 
 def _pull_batch(provider_ids: list[int], *, full_reread: bool) -> list[list[int | str]]:
     try:
-        results = usage_pulls(provider_ids=provider_ids, full_reread=full_reread)
+        results = usage_pulls(provider_ids=provider_ids, full_reread=full_reread, read_until=_read_until())
     finally:
         for provider_id in provider_ids:
             usage_pull_pending_release(provider_id=provider_id)

@@ -13,6 +13,7 @@ from phone.services.usage import (
     usage_lines_store,
     usage_pull,
     usage_pull_retired,
+    usage_pull_retired_accounts,
     usage_pulls,
     usage_window,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "usage_lines_store",
     "usage_pull",
     "usage_pull_retired",
+    "usage_pull_retired_accounts",
     "usage_pulls",
     "UsageRead",
     "usage_reads_store",

@@ -8,6 +8,7 @@ two pulls of the same sub-account take turns and end with the same lines as one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -84,15 +85,21 @@ def usage_pull(*, provider_id: int, start: date | None = None, end: date | None 
     return _usage_store([fetched])[0]
 
 
-def usage_pulls(*, provider_ids: Sequence[int], full_reread: bool = False) -> dict[int, PullResult]:
+def usage_pulls(*, provider_ids: Sequence[int], full_reread: bool = False,
+                read_until: float | None = None) -> dict[int, PullResult]:
     """Pull several sub-accounts of this agency (each over its usage_window) and store them all in one batch.
 
     A sub-account Twilio could not be read for is recorded on its provider (FETCH_FAILED) and the others are
-    stored all the same; the next pull covers its days again.
+    stored all the same; the next pull covers its days again. No read starts after `read_until` (a
+    time.monotonic() value): the sub-accounts left are DEFERRED to the next pull, so what was read is stored
+    before a slow Twilio runs the task out of time.
     """
     results: dict[int, PullResult] = {}
     batch: list[_Fetched] = []
     for provider_id in dict.fromkeys(provider_ids):
+        if read_until is not None and time.monotonic() >= read_until:
+            results[provider_id] = PullResult(PullOutcome.DEFERRED)
+            continue
         try:
             fetched = _usage_fetch(provider_id=provider_id, start=None, end=None, full_reread=full_reread)
         except UsageFetchError as error:
@@ -214,8 +221,31 @@ def usage_lines_store(*, provider: SubAccountProvider, account_sid: str, records
 
 
 def usage_pull_retired(*, retired_id: int) -> PullResult:
-    """Re-read an account the sub-account stopped using (the daily re-read, 35 days back, up to the day it
-    stopped) and store it under that account, so late corrections around a switch are billed."""
+    """Re-read one account a sub-account stopped using (a batch of one)."""
+    return usage_pull_retired_accounts(retired_ids=[retired_id])[retired_id]
+
+
+def usage_pull_retired_accounts(*, retired_ids: Sequence[int],
+                                read_until: float | None = None) -> dict[int, PullResult]:
+    """Re-read accounts sub-accounts stopped using (the daily re-read, 35 days back, up to the day each stopped)
+    and store them under those accounts in one batch, so late corrections around a switch are billed. No read
+    starts after `read_until`, as in usage_pulls."""
+    results: dict[int, PullResult] = {}
+    reads: dict[int, UsageRead] = {}
+    for retired_id in dict.fromkeys(retired_ids):
+        if read_until is not None and time.monotonic() >= read_until:
+            results[retired_id] = PullResult(PullOutcome.DEFERRED)
+            continue
+        read_or_result = _retired_read(retired_id=retired_id)
+        if isinstance(read_or_result, PullResult):
+            results[retired_id] = read_or_result
+        else:
+            reads[retired_id] = read_or_result
+    results.update(zip(reads, usage_reads_store(list(reads.values())), strict=True))
+    return {retired_id: results[retired_id] for retired_id in dict.fromkeys(retired_ids)}
+
+
+def _retired_read(*, retired_id: int) -> UsageRead | PullResult:
     retired = RetiredAccount.objects.filter(pk=retired_id).first()
     fetched_at = timezone.now()
     if retired is None or retired.pull_until <= fetched_at:
@@ -236,11 +266,11 @@ def usage_pull_retired(*, retired_id: int) -> PullResult:
         log.warning("Retired account %s of sub-account %s: credentials rejected; not re-read",
                     retired.account_sid, retired.subaccount_id)
         return PullResult(PullOutcome.CREDENTIALS_REJECTED)
+    except UsageFetchError as error:
+        log.warning("Usage pull of retired account %s failed: %s", retired_id, error)  # tomorrow's re-read retries
+        return PullResult(PullOutcome.FETCH_FAILED)
     if {record.price_unit for record in records} - {USD}:
         log.error("Retired account %s is not billed in USD; not stored", retired.account_sid)
         return PullResult(PullOutcome.CURRENCY_REFUSED, records=len(records))
-    [result] = usage_reads_store([UsageRead(
-        subaccount_id=retired.subaccount_id, provider=retired.provider, account_sid=retired.account_sid,
-        fetched_at=fetched_at, records=records, retired_id=retired.pk,
-    )])
-    return result
+    return UsageRead(subaccount_id=retired.subaccount_id, provider=retired.provider, account_sid=retired.account_sid,
+                     fetched_at=fetched_at, records=records, retired_id=retired.pk)

@@ -36,6 +36,7 @@ class PullOutcome(StrEnum):
     PROVIDER_GONE = "provider removed before the pull ran"
     CURRENCY_REFUSED = "refused: the account is not billed in USD"
     FETCH_FAILED = "failed: Twilio could not be read"
+    DEFERRED = "deferred: the batch ran out of time before reading it"
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,16 @@ import time_machine
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from devservices.fake_twilio import account_status
+from devservices.fake_twilio import account_status, inject_fault
 from phone.models import RetiredAccount, UsageLine
 from phone.selectors import retired_accounts_to_pull
-from phone.services import PullOutcome, provider_set_lc_phone, usage_pull, usage_pull_retired
+from phone.services import (
+    PullOutcome,
+    provider_set_lc_phone,
+    usage_pull,
+    usage_pull_retired,
+    usage_pull_retired_accounts,
+)
 from phone.tasks import lc_phone_subaccount_suspend
 from subaccounts.models import AuditEntry
 from tests.phone.helpers import D, put_usage, today, usage, use_lc_phone, use_twilio
@@ -102,3 +108,27 @@ def test_an_old_account_is_no_longer_read_35_days_after_the_switch_nor_once_it_i
             assert usage_pull_retired(retired_id=retired.pk).outcome == PullOutcome.PROVIDER_GONE
         provider_set_lc_phone(subaccount=world.a.subaccounts[0], by=world.a.admin)
         assert list(RetiredAccount.objects.values_list("provider", flat=True)) == ["twilio"]
+
+
+def test_the_daily_reread_of_retired_accounts_is_one_batch_where_one_unreadable_account_stops_no_other(world, twilio):
+    with tenant_context(world.a.agency):
+        # given two sub-accounts that each left an LC Phone account with usage on it for their agency's Twilio
+        yesterday = today() - timedelta(days=1)
+        retired_sids = []
+        for n, subaccount in enumerate(world.a.subaccounts):
+            lc = use_lc_phone(subaccount=subaccount, admin=world.a.admin)
+            retired_sids.append(lc.lc_phone_account_sid)
+            put_usage(twilio.url, lc.lc_phone_account_sid, [usage("calls-outbound", yesterday, 10 + n)])
+            use_twilio(twilio.url, subaccount=subaccount, admin=world.a.admin, name=f"own {n}")
+        unreadable, readable = (RetiredAccount.objects.get(account_sid=sid) for sid in retired_sids)
+        # and Twilio failing on the first one, retries included
+        inject_fault(twilio.url, unreadable.account_sid, "status", status=500, count=10)
+
+        results = usage_pull_retired_accounts(retired_ids=[unreadable.pk, readable.pk])
+
+        assert list(results) == [unreadable.pk, readable.pk]
+        assert (results[unreadable.pk].outcome, results[readable.pk].outcome) == (
+            PullOutcome.FETCH_FAILED, PullOutcome.STORED)
+        assert not UsageLine.objects.filter(account_sid=unreadable.account_sid).exists()
+        line = UsageLine.objects.get(account_sid=readable.account_sid, day=yesterday)
+        assert (line.subaccount_id, line.units) == (readable.subaccount_id, 11)

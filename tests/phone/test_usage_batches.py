@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from creditusage.models import UsageCostMonthRollup, UsageCostRollup
+from devservices.fake_twilio import inject_fault, request_log
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from phone.services import (
     PullOutcome,
@@ -133,6 +134,30 @@ def test_a_batch_pull_reads_each_sub_account_and_stores_them_together(world, twi
         assert assert_exact(first).units == 7
         for provider in (first, second):
             assert SubAccountProvider.objects.get(pk=provider.pk).last_pulled_at is not None
+
+
+@pytest.mark.django_db
+def test_a_batch_that_runs_out_of_time_stores_what_it_read_and_leaves_the_rest_to_the_next_pull(world, twilio):
+    with tenant_context(world.a.agency):
+        slow, second, third = lc_providers(world, 3)
+        for provider in (slow, second, third):
+            put_usage(twilio.url, provider.account_sid, [usage(CATEGORY, today(), 7, "0.07")])
+        # given Twilio takes longer to answer the first read than the batch has left
+        inject_fault(twilio.url, slow.account_sid, "sleep", seconds=1.0)
+
+        results = usage_pulls(provider_ids=[slow.pk, second.pk, third.pk], read_until=time.monotonic() + 0.5)
+
+        # then the read that was started is stored, and the others were not even asked for
+        assert {pk: result.outcome for pk, result in results.items()} == {
+            slow.pk: PullOutcome.STORED, second.pk: PullOutcome.DEFERRED, third.pk: PullOutcome.DEFERRED}
+        assert assert_exact(slow).units == 7
+        for provider in (second, third):
+            assert request_log(twilio.url, provider.account_sid) == []
+            assert SubAccountProvider.objects.get(pk=provider.pk).last_pulled_at is None  # so it is due again
+            assert not UsageLine.objects.filter(subaccount_id=provider.subaccount_id).exists()
+        # and the next pull stores them
+        results = usage_pulls(provider_ids=[second.pk, third.pk])
+        assert {result.outcome for result in results.values()} == {PullOutcome.STORED}
 
 
 @pytest.mark.django_db

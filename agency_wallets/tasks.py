@@ -20,6 +20,7 @@ from agency_wallets.charging import (
     agency_wallets_due_for_retry,
 )
 from agency_wallets.services import agency_wallets_bill
+from wallets.crashpoints import crash_point
 from wallets.tasks import TRANSIENT
 
 
@@ -47,7 +48,9 @@ def agency_wallets_bill_task() -> int:
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=600, max_retries=8)
 def agency_charge_execute_task(charge_id: int) -> str:
-    return str(agency_charge_execute(charge_id=charge_id).status)
+    charge = agency_charge_execute(charge_id=charge_id)
+    crash_point("after_commit")
+    return str(charge.status)
 
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=30, max_retries=5)

@@ -6,10 +6,7 @@ no delta lost or rated twice, no PaymentIntent created twice, every charge credi
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -19,12 +16,11 @@ from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
-from rebill.celery import app
 from rebilling.models import SubAccountRebilling
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
-from tests.billing.fixtures import ACCT_A, ACCT_B, CLIENT_ID, PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, on
-from tests.conftest import test_database_url as database_url_for_children
+from tests.billing.fixtures import ACCT_A, ACCT_B, on
+from tests.crash_worker import CRASH_QUEUE, crash_worker_running, wait_until
 from tests.wallets.helpers import add_delta, rebill, truncate_wallets
 from wallets.crashpoints import POINTS, crash_arm, crash_disarm, crash_remaining
 from wallets.models import Charge, Wallet, WalletEntry
@@ -34,7 +30,7 @@ from wallets.tasks import charge_execute_task, wallet_rate_subaccount
 ROUNDS = int(os.environ.get("WALLET_CRASH_ROUNDS", "24"))
 DUPLICATE_TASKS = 4
 CRASHES_PER_ROUND = 3
-QUEUE = f"{app.conf.task_default_queue}-crash"
+QUEUE = CRASH_QUEUE
 
 
 @pytest.fixture
@@ -62,37 +58,8 @@ def committed(world, django_db_blocker, localstripe) -> Iterator[None]:
 
 @pytest.fixture
 def crash_worker(committed, localstripe, tmp_path) -> Iterator[subprocess.Popen]:
-    log = tmp_path / "crash-worker.log"
-    env = {**os.environ, "DATABASE_URL": database_url_for_children(), "REBILL_ENV": "test", "CELERY_QUEUE": QUEUE,
-           "STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY, "STRIPE_CLIENT_ID": CLIENT_ID,
-           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STRIPE_API_BASE": localstripe,
-           "STRIPE_CONNECT_BASE": localstripe, "STRIPE_JS_URL": ""}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rebill", "worker", "--pool=prefork", "--concurrency=1",
-             "--loglevel=INFO", "--queues", QUEUE, "--hostname", f"crash-{QUEUE}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not any(f"crash-{QUEUE}" in name for reply in (app.control.ping(timeout=0.5) or [])
-                      for name in reply):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("crash worker did not start:\n" + log.read_text())
+    with crash_worker_running(localstripe=localstripe, log=tmp_path / "crash-worker.log", queue=QUEUE) as process:
         yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        print(log.read_text()[-3000:]) if os.environ.get("WALLET_CRASH_LOG") else None
-
-
-def _wait(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_worker, raw_stripe):
@@ -120,7 +87,7 @@ def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_work
                         and not Charge.objects.filter(status__in=Charge.IN_FLIGHT).exists()
                         and crash_remaining(point, queue=QUEUE) < 0)
 
-            _wait(settled, f"round {round_number} ({point})")
+            wait_until(settled, f"round {round_number} ({point})")
             crashes += CRASHES_PER_ROUND
             charge = Charge.objects.order_by("-pk").first()
             assert charge is not None and charge.status == Charge.Status.SUCCEEDED, charge

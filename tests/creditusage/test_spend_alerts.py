@@ -202,3 +202,31 @@ def test_an_unpaid_wallet_keeps_the_sub_account_suspended(world, connected, raw_
     with tenant_context(world.a.agency):
         assert spend_alert_resume_apply(subaccount_id=spiking.pk) == "kept suspended for non-payment"
     assert account_status(twilio.url, sid) == "suspended"
+
+
+def test_a_paid_recharge_does_not_lift_a_spend_alert_pause(world, connected, raw_stripe, twilio,
+                                                          django_capture_on_commit_callbacks):
+    from wallets.models import Wallet
+    from wallets.services.suspension import wallet_suspension_apply
+
+    with tenant_context(world.a.agency):
+        # given a sub-account paused by a spend alert, and suspended for non-payment as well
+        spiking, sid, alert = _paused_spike(world, twilio, raw_stripe)
+        Wallet.objects.filter(subaccount=spiking).update(recharge_state=Wallet.RechargeState.FAILED)
+        wallet = Wallet.objects.get(subaccount=spiking)
+        assert wallet.balance <= 0
+        assert wallet_suspension_apply(wallet_id=wallet.pk) == "suspended"
+        # when the wallet is paid again
+        with django_capture_on_commit_callbacks():
+            Wallet.objects.filter(pk=wallet.pk).update(recharge_state=Wallet.RechargeState.OK)
+            outcome = wallet_suspension_apply(wallet_id=wallet.pk)
+        # then the wallet no longer holds it, but the spend alert's pause does
+        assert outcome == "kept paused by a spend alert"
+        assert account_status(twilio.url, sid) == "suspended"
+        assert Wallet.objects.get(pk=wallet.pk).suspended_at is None
+    # until an agency admin lifts the pause
+    with django_capture_on_commit_callbacks():
+        client_for(world.a, world.a.admin).post(f"/agency/subaccounts/{spiking.pk}/spend-alert/resume/")
+    with tenant_context(world.a.agency):
+        assert spend_alert_resume_apply(subaccount_id=spiking.pk) == "active"
+    assert account_status(twilio.url, sid) == "active"

@@ -3,7 +3,8 @@
 When the balance is ≤ 0 and the recharge has failed, the sub-account's phone usage is suspended at the provider: its
 LC Phone subaccount (the platform's master account owns it), or the agency's own Twilio account only when Twilio says
 it is a *subaccount* (its owner is another account) — never an agency's main account. It is resumed once a recharge
-succeeds. Usage keeps being pulled and debited throughout.
+succeeds, unless a spend alert has paused it too (only an agency admin lifts that). Usage keeps being pulled and
+debited throughout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider
+from creditusage.selectors import spend_alerts_paused
 from phone.models import SubAccountProvider
 from phone.twilio_access import TwilioAccess, provider_access, twilio_base_url, twilio_retry, twilio_timeout
 from phone.usage_client import check_credentials, set_account_status
@@ -36,6 +38,10 @@ def wallet_suspension_apply(*, wallet_id: int) -> str:
     want: Literal["suspended", "active"] = "suspended" if _should_be_suspended(wallet) else "active"
     if (want == "suspended") == (wallet.suspended_at is not None):
         return "unchanged"
+    if want == "active" and spend_alerts_paused(subaccount_id=wallet.subaccount_id).exists():
+        # Paid, but a spend alert (suspected fraud) holds it too: the wallet lets go, the provider stays suspended.
+        _suspended_at_record(wallet_id=wallet_id, want=want)
+        return "kept paused by a spend alert"
     access = _suspendable_account(provider) if provider is not None else "no phone provider"
     if isinstance(access, str):
         logger.info("Wallet %s: provider not suspended (%s)", wallet_id, access)
@@ -43,17 +49,21 @@ def wallet_suspension_apply(*, wallet_id: int) -> str:
     set_account_status(account_sid=access.account_sid, status=want, auth_sid=access.auth_sid,
                        auth_token=access.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
                        retry=twilio_retry())
-    with transaction.atomic():
-        locked = wallet_lock(wallet_id=wallet_id)
-        locked.suspended_at = timezone.now() if want == "suspended" else None
-        locked.save(update_fields=["suspended_at"])
-        if (want == "suspended") != _should_be_suspended(locked):
-            # The wallet changed while we called Twilio: go round again.
-            from wallets.tasks import wallet_suspension_sync
-
-            transaction.on_commit(lambda: wallet_suspension_sync.delay(wallet_id))
+    _suspended_at_record(wallet_id=wallet_id, want=want)
     logger.info("Wallet %s: Twilio account %s %s", wallet_id, access.account_sid, want)
     return want
+
+
+@transaction.atomic
+def _suspended_at_record(*, wallet_id: int, want: Literal["suspended", "active"]) -> None:
+    locked = wallet_lock(wallet_id=wallet_id)
+    locked.suspended_at = timezone.now() if want == "suspended" else None
+    locked.save(update_fields=["suspended_at"])
+    if (want == "suspended") != _should_be_suspended(locked):
+        # The wallet changed while we called Twilio: go round again.
+        from wallets.tasks import wallet_suspension_sync
+
+        transaction.on_commit(lambda: wallet_suspension_sync.delay(wallet_id))
 
 
 def _suspendable_account(provider: SubAccountProvider) -> TwilioAccess | str:

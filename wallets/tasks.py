@@ -29,6 +29,7 @@ from wallets.services import (
     wallets_audit,
     wallets_rate,
 )
+from wallets.services.refunds import refund_resume, refunds_to_resume
 from wallets.services.suspension import wallet_card_replaced, wallet_suspension_apply
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,20 @@ def charge_reconcile_task(charge_id: int) -> str:
     return str(charge_reconcile(charge_id=charge_id).status)
 
 
+@shared_task(base=AgencyTask, autoretry_for=TRANSIENT, retry_backoff=30, max_retries=5)
+def refund_resume_task(refund_id: int) -> str:
+    return str(refund_resume(refund_id=refund_id).status)
+
+
 @shared_task(base=AgencyTask)
 def wallet_charges_maintain_agency() -> int:
-    """Every 15 minutes: reconcile charges stuck STARTED/processing; start the retries that are due."""
+    """Every 15 minutes: reconcile charges stuck STARTED/processing and resume stuck refunds; start the retries
+    that are due."""
     stuck = charges_to_reconcile()
     for charge_id in stuck:
         transaction.on_commit(partial(charge_reconcile_task.delay, charge_id))
+    for refund_id in refunds_to_resume():
+        transaction.on_commit(partial(refund_resume_task.delay, refund_id))
     due = list(Wallet.objects.filter(recharge_state=Wallet.RechargeState.FAILED, next_retry_at__lte=timezone.now())
                .order_by("pk").values_list("pk", flat=True))
     for wallet_id in due:

@@ -1,16 +1,21 @@
 """Refunds of a client's succeeded recharge through the agency's Stripe account: the row first, the key ours, one
 ledger entry per refund, never beyond what is left."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from stripe_connect.gateway import AgencyStripe
 from tests.billing.fixtures import ACCT_A, ACCT_B, api_requests, on
 from tests.wallets.helpers import rebill
 from wallets.models import Refund, WalletEntry
 from wallets.services import charge_execute, wallet_add_balance_start, wallet_ensure, wallets_audit
-from wallets.services.refunds import RefundRefused, charge_refund, refund_execute, refund_start
+from wallets.services.refunds import RefundRefused, charge_refund, refund_execute, refund_start, refunds_to_resume
+from wallets.tasks import refund_resume_task, wallet_charges_maintain_agency
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +72,46 @@ def test_bad_refunds_are_refused_and_change_nothing(world, connected, raw_stripe
         wallet.refresh_from_db()
         assert wallet.balance == Decimal("5")
     assert raw_stripe.v1.refunds.list(options=on(ACCT_A)).data == []
+
+
+def test_refunds_left_started_by_a_crash_are_resumed_once_whether_stripe_was_reached_or_not(
+        world, connected, raw_stripe, django_capture_on_commit_callbacks):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        # given a refund whose process died before calling Stripe, and one that died after Stripe refunded it
+        before = refund_start(charge_id=charge.pk, amount=Decimal("3.00"), by=world.a.admin)
+        after = refund_start(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
+        AgencyStripe(ACCT_A).refund_create(
+            payment_intent_id=charge.payment_intent_id, amount=after.amount, currency=charge.currency,
+            metadata={"rebill_refund": after.idempotency_key}, idempotency_key=after.idempotency_key)
+        # a refund that may still be on its way is left alone
+        assert refunds_to_resume() == []
+
+        with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+            # when the maintenance job runs, and each refund's job arrives twice
+            with django_capture_on_commit_callbacks() as callbacks:
+                wallet_charges_maintain_agency()
+            assert len(callbacks) == 2
+            for refund in (before, after, before, after):
+                refund_resume_task(refund.pk)
+            # then nothing is left for the next run
+            assert refunds_to_resume() == []
+
+        # then Stripe made each refund once, and the wallet recorded each once
+        refunds = raw_stripe.v1.refunds.list(options=on(ACCT_A)).data
+        assert sorted(r.amount for r in refunds) == [300, 500]
+        assert set(Refund.objects.values_list("status", flat=True)) == {Refund.Status.SUCCEEDED}
+        entries = WalletEntry.objects.filter(wallet=wallet, kind=WalletEntry.Kind.REFUND)
+        assert sorted(e.amount for e in entries) == [Decimal("-5.00"), Decimal("-3.00")]
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("12") and wallets_audit() == []
+
+
+def test_a_refund_stuck_past_stripes_key_window_is_left_for_a_person_never_sent_again(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        stuck = refund_start(charge_id=charge.pk, amount=Decimal("3.00"), by=world.a.admin)
+        with time_machine.travel(timezone.now() + timedelta(hours=24)):
+            assert refund_resume_task(stuck.pk) == Refund.Status.STARTED
+        assert not [r for r in api_requests(localstripe) if r["path"] == "/v1/refunds" and r["method"] == "POST"]

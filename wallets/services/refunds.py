@@ -1,11 +1,14 @@
 """Refunds (DESIGN §5): an agency admin gives back part or all of a client's succeeded recharge through the agency's
 Stripe account. Like a charge: the refund row is committed STARTED (its own transaction, the charge locked, never
 beyond what is left to refund), Stripe is called with the row's key `refund:<schema>:<id>`, and the wallet gets one
-entry of kind refund when Stripe accepted it (unique per refund)."""
+entry of kind refund when Stripe accepted it (unique per refund). A refund left STARTED by a crash is sent again
+with the same key by the maintenance job while Stripe still honours the key, so Stripe answers with the refund it
+made (or makes it once) and the ledger records it once."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import stripe
@@ -21,6 +24,7 @@ from wallets.locks import charge_lock
 from wallets.models import Charge, Refund, WalletEntry
 from wallets.services.charging import CLIENT_CHARGES
 from wallets.services.ledger import entry_append
+from wallets.services.stripe_charging import KEY_SAFE_FOR
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +114,21 @@ def _refund_settle(refund_id: int, *, stripe_refund_id: str, failure: str) -> Re
 def charge_refund(*, charge_id: int, amount: Decimal, by: User) -> Refund:
     """Refund part or all of a succeeded charge: the row first, then Stripe, then the ledger (once)."""
     return refund_execute(refund_id=refund_start(charge_id=charge_id, amount=amount, by=by).pk)
+
+
+def refunds_to_resume(*, older_than: timedelta = timedelta(minutes=10)) -> list[int]:
+    """Refunds still STARTED a while after they began: the process that sent them died before recording Stripe's
+    answer (or before calling Stripe at all)."""
+    return list(Refund.objects.filter(status=Refund.Status.STARTED, created_at__lte=timezone.now() - older_than)
+                .order_by("pk").values_list("pk", flat=True))
+
+
+def refund_resume(*, refund_id: int) -> Refund:
+    """Send a stuck refund again with its own key, while Stripe still replays that key's answer; past that, leave it
+    for a person to check in Stripe (sending it with a dead key could refund twice)."""
+    refund = Refund.objects.get(pk=refund_id)
+    if refund.status == Refund.Status.STARTED and timezone.now() - refund.created_at > KEY_SAFE_FOR:
+        logger.error("Refund %s (%s) has been STARTED for over a day: check it in Stripe and settle it by hand",
+                     refund_id, refund.idempotency_key)
+        return refund
+    return refund_execute(refund_id=refund_id)

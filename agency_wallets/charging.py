@@ -31,7 +31,7 @@ from stripe_connect.gateway import PlatformStripe, StripeCalls
 from wallets.money import recharge_amount
 from wallets.services import stripe_charging
 from wallets.services.audit import AuditFinding, ledger_audit
-from wallets.services.stripe_charging import METADATA_KEY, ChargeBook, ChargeFailure
+from wallets.services.stripe_charging import AUTHENTICATION_REQUIRED, METADATA_KEY, ChargeBook, ChargeFailure
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class AgencyCharges(ChargeBook):
         stripe_charging.wallet_recharge_failed(wallet=wallet, failure=failure)
         recipients = _agency_admin_emails(wallet.agency)
         if failure.needs_the_card_holder:
-            what = "Your bank asks you to confirm the payment: add the card again on Settings → Billing."
+            what = "Your bank asks you to confirm the payment: open Settings → Billing and confirm it."
         elif wallet.next_retry_at is not None:
             what = (f"We will try again at {wallet.next_retry_at:%Y-%m-%d %H:%M} UTC, or add a new card on "
                     "Settings → Billing to retry now.")
@@ -275,6 +275,25 @@ def agency_charges_to_reconcile() -> list[int]:
 
 def agency_charge_record_from_stripe(*, intent: Any) -> AgencyCharge | None:
     return stripe_charging.charge_record_from_stripe(AGENCY_CHARGES, intent=intent)  # type: ignore[no-any-return]
+
+
+def agency_charge_awaiting_confirmation(*, agency: Agency, charge_id: int) -> AgencyCharge | None:
+    """The agency's charge whose bank asked the card holder to confirm it (its PaymentIntent still open)."""
+    return AgencyCharge.objects.filter(wallet__agency=agency, pk=charge_id, status=AgencyCharge.Status.FAILED,
+                                       failure_code=AUTHENTICATION_REQUIRED).exclude(payment_intent_id="").first()
+
+
+def agency_charge_confirmation_secret(*, charge: AgencyCharge) -> str:
+    """The PaymentIntent's client secret for Stripe.js's confirmCardPayment, on the platform's account."""
+    return str(PlatformStripe().payment_intent_retrieve(charge.payment_intent_id).client_secret)
+
+
+def agency_charge_confirmed_on_session(*, charge_id: int) -> AgencyCharge:
+    """The agency admin says they confirmed in the browser: ask Stripe, and credit the wallet (once) if it
+    succeeded."""
+    charge = AgencyCharge.objects.get(pk=charge_id)
+    intent = PlatformStripe().payment_intent_retrieve(charge.payment_intent_id)
+    return stripe_charging.charge_record(AGENCY_CHARGES, charge_id=charge_id, intent=intent)  # type: ignore[no-any-return]
 
 
 def agency_card_setup_from_stripe(*, setup_intent_id: str) -> AgencyCardSetup | None:

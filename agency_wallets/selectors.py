@@ -15,10 +15,15 @@ class AgencyBillingSummary:
     wallet: AgencyWallet | None
     recent: list[AgencyWalletEntry]
     in_flight: AgencyCharge | None
+    last_failed: AgencyCharge | None = None
 
     @property
     def recharge_failed(self) -> bool:
         return self.wallet is not None and self.wallet.recharge_failed
+
+    @property
+    def action_required(self) -> bool:
+        return self.wallet is not None and self.wallet.recharge_state == AgencyWallet.RechargeState.ACTION_REQUIRED
 
 
 def agency_billing_summary(*, agency: Agency, recent: int = 10) -> AgencyBillingSummary:
@@ -28,7 +33,9 @@ def agency_billing_summary(*, agency: Agency, recent: int = 10) -> AgencyBilling
     return AgencyBillingSummary(
         wallet=wallet,
         recent=list(AgencyWalletEntry.objects.filter(wallet=wallet).order_by("-seq")[:recent]),
-        in_flight=AgencyCharge.objects.filter(wallet=wallet, status__in=AgencyCharge.IN_FLIGHT).first())
+        in_flight=AgencyCharge.objects.filter(wallet=wallet, status__in=AgencyCharge.IN_FLIGHT).first(),
+        last_failed=AgencyCharge.objects.filter(wallet=wallet, status=AgencyCharge.Status.FAILED)
+        .order_by("-pk").first())
 
 
 def agency_card_setup_for(*, agency: Agency, setup_id: int) -> AgencyCardSetup:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from agencies.models import Agency
 from agency_wallets.charging import (
@@ -16,14 +16,18 @@ from agency_wallets.charging import (
     agency_card_setup_client_secret,
     agency_card_setup_complete,
     agency_card_setup_start,
+    agency_charge_awaiting_confirmation,
+    agency_charge_confirmation_secret,
+    agency_charge_confirmed_on_session,
 )
-from agency_wallets.models import AgencyCardSetup
+from agency_wallets.models import AgencyCardSetup, AgencyCharge
 from agency_wallets.selectors import agency_billing_summary, agency_card_setup_for
 from billing.services import CardNotConfirmed
 from billing.views import card_form_render
 from people.models import User
 from rebill.access import agency_admin_required
 from rebilling.forms import AutoRechargeForm
+from stripe_connect.gateway import publishable_key, stripe_js_url
 
 
 def _agency(request: HttpRequest) -> Agency:
@@ -104,3 +108,26 @@ def card_setup_done(request: HttpRequest, setup_id: int) -> HttpResponse:
     else:
         messages.error(request, "The card was not saved. Please try again.")
     return redirect("agency_wallets:settings-billing")
+
+
+@agency_admin_required
+@require_http_methods(["GET", "POST"])
+def payment_confirm(request: HttpRequest, charge_id: int) -> HttpResponse:
+    """GET: Stripe.js's confirmCardPayment for a recharge the agency's bank asked to confirm; POST: the browser says
+    it is done, and we ask Stripe before crediting anything."""
+    charge = agency_charge_awaiting_confirmation(agency=_agency(request), charge_id=charge_id)
+    if charge is None:
+        raise Http404("No payment waits for confirmation")
+    if request.method == "POST":
+        charge = agency_charge_confirmed_on_session(charge_id=charge.pk)
+        if charge.status == AgencyCharge.Status.SUCCEEDED:
+            messages.success(request, f"Payment confirmed: ${charge.amount:.2f} added to your LC Phone balance.")
+        else:
+            messages.error(request, "The payment is not confirmed yet.")
+        return redirect("agency_wallets:settings-billing")
+    return render(request, "wallets/payment_confirm.html", {
+        "payer": _agency(request).name, "charge": charge,
+        "client_secret": agency_charge_confirmation_secret(charge=charge),
+        "confirm_url": reverse("agency_wallets:payment-confirm", args=[charge.pk]),
+        "cancel_url": reverse("agency_wallets:settings-billing"),
+        "stripe_account_id": "", "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url()})

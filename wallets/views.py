@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.selectors import company_billing_membership
@@ -62,6 +63,8 @@ def payment_confirm(request: HttpRequest, subaccount_id: int, charge_id: int) ->
         messages.error(request, error.messages[0])
         return redirect("billing:company", subaccount_id=subaccount_id)
     return render(request, "wallets/payment_confirm.html", {
-        "subaccount": membership.subaccount, "charge": charge, "client_secret": client_secret,
+        "payer": membership.subaccount.name, "charge": charge, "client_secret": client_secret,
+        "confirm_url": reverse("wallets:payment-confirm", args=[subaccount_id, charge.pk]),
+        "cancel_url": reverse("billing:company", args=[subaccount_id]),
         "stripe_account_id": charge.stripe_account_id, "publishable_key": publishable_key(),
         "stripe_js_url": stripe_js_url()})

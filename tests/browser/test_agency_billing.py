@@ -11,12 +11,14 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
-from agency_wallets.models import AgencyCardSetup, AgencyWallet
+from agency_wallets.charging import agency_charge_execute, agency_wallet_recharge_start
+from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet
 from devservices.localstripe_server import recorded_requests, register_webhook, unregister_webhook
 from stripe_connect.models import WebhookEvent
 from tests.agency_wallets.helpers import agency_wallet_at
-from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, localstripe, localstripe_base  # noqa: F401
+from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, localstripe, localstripe_base, raw_stripe  # noqa: F401
 from tests.browser.test_billing_flow import ADMIN_PASSWORD, sign_in
+from tests.wallets.test_payment_confirm import NEEDS_AUTHENTICATION
 
 pytestmark = pytest.mark.browser
 
@@ -84,3 +86,44 @@ def test_agency_admin_sees_its_balance_and_adds_its_card(page, live_server_url, 
     for request in recorded_requests(localstripe):
         if request["path"].startswith("/v1/"):
             assert request["stripe_account"] is None, request
+
+
+@pytest.fixture
+def agency_recharge_held_by_the_bank(browser_agency, django_db_blocker, raw_stripe):  # noqa: F811
+    with django_db_blocker.unblock():
+        wallet = agency_wallet_at(browser_agency, "2", raw=raw_stripe, card_number=NEEDS_AUTHENTICATION)
+        charge = agency_charge_execute(charge_id=agency_wallet_recharge_start(wallet_id=wallet.pk).pk)
+        assert charge.failure_code == "authentication_required"
+    yield charge
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
+                           "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+
+
+def test_agency_admin_confirms_a_recharge_its_bank_held(page, live_server_url, browser_agency,
+                                                        agency_recharge_held_by_the_bank, django_db_blocker):
+    base = live_server_url.format(host=browser_agency.domains.get(is_primary=True).domain)
+
+    # given the agency's recharge of $10 held by its bank for confirmation
+    page.goto(f"{base}/agency/settings/billing/")
+    sign_in(page, base, f"admin@{browser_agency.slug}.test", ADMIN_PASSWORD)
+    expect(page.get_by_test_id("agency-recharge-failed")).to_contain_text("your bank asks you to confirm the payment")
+    expect(page.get_by_test_id("agency-wallet-balance")).to_have_text("$2.00")
+
+    # when the agency admin confirms it, and completes the bank's check
+    page.get_by_role("link", name="Confirm the payment").click()
+    expect(page.get_by_text("confirm the recharge of $10.00 for Web Test Agency.")).to_be_visible()
+    page.get_by_role("button", name="Confirm payment").click()
+    page.get_by_role("button", name="Complete authentication").click()
+
+    # then the balance is credited, once, and the banner is gone
+    expect(page.get_by_text("Payment confirmed: $10.00 added to your LC Phone balance.")).to_be_visible()
+    expect(page.get_by_test_id("agency-wallet-balance")).to_have_text("$12.00")
+    expect(page.get_by_test_id("agency-recharge-failed")).to_have_count(0)
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        charge = AgencyCharge.objects.get(pk=agency_recharge_held_by_the_bank.pk)
+        assert charge.status == AgencyCharge.Status.SUCCEEDED
+        assert charge.entries.count() == 1

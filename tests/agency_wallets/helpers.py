@@ -33,3 +33,11 @@ def agency_wallet_at(agency: Agency, balance: str, *, raw: stripe.StripeClient |
 def platform_intents(raw: stripe.StripeClient) -> list[stripe.PaymentIntent]:
     """PaymentIntents on the platform's own account (no Stripe-Account)."""
     return list(raw.v1.payment_intents.list(params={"limit": 100}).data)
+
+
+def agency_wallets_truncate() -> None:
+    """Remove every agency wallet and what hangs off it (for tests whose rows were committed)."""
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
+                       "agency_wallets_agencycardsetup, agency_wallets_agencywallet")

@@ -8,7 +8,7 @@ from django.db import connection
 
 from agency_wallets.charging import agency_charge_execute, agency_wallet_recharge_start
 from agency_wallets.models import AgencyCharge, AgencyWallet
-from tests.agency_wallets.helpers import agency_wallet_at, platform_intents
+from tests.agency_wallets.helpers import agency_wallet_at, agency_wallets_truncate, platform_intents
 
 
 @pytest.fixture
@@ -17,10 +17,7 @@ def committed(world, django_db_blocker, localstripe):
         try:
             yield
         finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
-                               "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+            agency_wallets_truncate()
 
 
 def test_two_recharge_decisions_at_once_make_one_payment_intent(world, committed, raw_stripe):

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from agency_wallets.charging import agency_charge_record_from_stripe, agency_wallet_recharge_start
 from agency_wallets.models import AgencyCharge, AgencyWallet, AgencyWalletEntry
 from agency_wallets.tasks import agency_charge_execute_task
 from stripe_connect.gateway import PlatformStripe
-from tests.agency_wallets.helpers import agency_wallet_at, platform_intents
+from tests.agency_wallets.helpers import agency_wallet_at, agency_wallets_truncate, platform_intents
 from tests.crash_worker import CRASH_QUEUE, crash_worker_running, wait_until
 from wallets.crashpoints import POINTS, crash_arm, crash_disarm, crash_remaining
 
@@ -32,10 +31,7 @@ def crash_worker(world, django_db_blocker, localstripe, tmp_path) -> Iterator[su
                 yield process
         finally:
             crash_disarm(queue=CRASH_QUEUE)
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
-                               "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+            agency_wallets_truncate()
 
 
 def test_sigkill_at_every_point_charges_the_agency_once_and_credits_once(world, crash_worker, raw_stripe):

@@ -15,7 +15,7 @@ from agency_wallets.charging import agency_charge_execute, agency_wallet_recharg
 from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet
 from devservices.localstripe_server import recorded_requests, register_webhook, unregister_webhook
 from stripe_connect.models import WebhookEvent
-from tests.agency_wallets.helpers import agency_wallet_at
+from tests.agency_wallets.helpers import agency_wallet_at, agency_wallets_truncate
 from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, localstripe, localstripe_base, raw_stripe  # noqa: F401
 from tests.browser.test_billing_flow import ADMIN_PASSWORD, sign_in
 from tests.wallets.test_payment_confirm import NEEDS_AUTHENTICATION
@@ -29,10 +29,7 @@ def agency_wallet_in_debt(browser_agency, django_db_blocker, localstripe):  # no
         wallet = agency_wallet_at(browser_agency, "-2.5")
     yield wallet
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
-                           "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+        agency_wallets_truncate()
 
 
 @pytest.fixture
@@ -96,10 +93,7 @@ def agency_recharge_held_by_the_bank(browser_agency, django_db_blocker, raw_stri
         assert charge.failure_code == "authentication_required"
     yield charge
     with django_db_blocker.unblock():
-        connection.set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE agency_wallets_agencywalletentry, agency_wallets_agencycharge, "
-                           "agency_wallets_agencycardsetup, agency_wallets_agencywallet")
+        agency_wallets_truncate()
 
 
 def test_agency_admin_confirms_a_recharge_its_bank_held(page, live_server_url, browser_agency,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet, Value
 
 from agencies.plans import (
     PhoneProvider,
@@ -33,6 +33,7 @@ from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountFac
 from stripe_connect.models import ConnectedAccount
 from stripe_connect.selectors import current_agency
 from subaccounts.models import AuditEntry, Membership, SubAccount
+from subaccounts.selectors import one_to_one_row
 
 FACT_COLUMNS = ("provider", "provider_status", "has_admin", "has_card", "switched_on")
 STATE_ORDER = [RebillingState.ENABLED, RebillingState.CAN_BE_ENABLED, RebillingState.DISABLED]
@@ -258,12 +259,29 @@ class MultiplierRow:
 def multiplier_rows(*, subaccount: SubAccount | None) -> list[MultiplierRow]:
     """Per product: the sub-account's override (if any), the agency's default and the multiplier in force."""
     plan = current_agency().plan
-    defaults = agency_multiplier_defaults()
-    overrides = subaccount_multiplier_overrides(subaccount=subaccount) if subaccount is not None else {}
+    overrides: dict[str, Decimal]
+    if subaccount is None:
+        defaults, overrides = agency_multiplier_defaults(), {}
+    else:
+        defaults, overrides = _defaults_and_overrides(subaccount=subaccount)
     in_force = multipliers_in_force(plan=plan, agency_defaults=defaults, overrides=overrides)
     agency_level = multipliers_in_force(plan=plan, agency_defaults=defaults, overrides={})
     return [MultiplierRow(product=product, override=overrides.get(product), default=agency_level[product],
                           in_force=in_force[product]) for product in in_force]
+
+
+def _defaults_and_overrides(*, subaccount: SubAccount) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """agency_multiplier_defaults() and subaccount_multiplier_overrides(subaccount=…), read in one query."""
+    defaults: dict[str, Decimal] = {}
+    overrides: dict[str, Decimal] = {}
+    rows = AgencyMultiplier.objects.order_by().values_list(
+        Value(False, output_field=BooleanField()), "product", "multiplier",
+    ).union(MultiplierOverride.objects.filter(subaccount=subaccount).order_by().values_list(
+        Value(True, output_field=BooleanField()), "product", "multiplier",
+    ), all=True)
+    for overriding, product, multiplier in rows:
+        (overrides if overriding else defaults)[product] = multiplier
+    return defaults, overrides
 
 
 def multipliers_editable() -> bool:
@@ -287,7 +305,7 @@ class ResellSection:
 
 def resell_section(*, subaccount: SubAccount) -> ResellSection:
     terms = plan_terms(current_agency().plan)
-    settings = (SubAccountRebilling.objects.filter(subaccount=subaccount).first()
+    settings = (one_to_one_row(subaccount=subaccount, related_name="rebilling")
                 or SubAccountRebilling(subaccount=subaccount))
     return ResellSection(
         subaccount=subaccount, decision=rebilling_decision_for(subaccount=subaccount), settings=settings,

@@ -21,7 +21,7 @@ from wallets.services import wallet_adjust, wallet_ensure
 # Every query of a Manage Client page with each section filled in (wallet entries, switch, override, audit),
 # middleware's included; each is preceded by django-tenants' SET search_path, counted too. Was 50 before the
 # sections' one-to-one rows were read with the sub-account.
-MANAGE_CLIENT_QUERIES = 34
+MANAGE_CLIENT_QUERIES = 32
 
 
 def _selects(queries: CaptureQueriesContext) -> list[str]:

@@ -37,7 +37,10 @@ def subaccount_for_manage_client(*, user: User, subaccount_id: int) -> SubAccoun
                   .filter(pk=subaccount_id).first())
     if subaccount is None:
         raise Http404("No such sub-account")
-    setattr(subaccount, _ROWS_READ_WITH_IT, MANAGE_CLIENT_ROWS)
+    # A copy of what the query read: the instance's own cache is rewritten by any row built on it later.
+    setattr(subaccount, _ROWS_READ_WITH_IT, {
+        name: SubAccount._meta.get_field(name).get_cached_value(subaccount)  # type: ignore[union-attr]
+        for name in MANAGE_CLIENT_ROWS})
     return subaccount
 
 
@@ -45,10 +48,11 @@ def one_to_one_row(*, subaccount: SubAccount, related_name: str) -> Any:
     """The sub-account's row behind a one-to-one relation (or None): as read with it by
     subaccount_for_manage_client, otherwise read now. Only that reading is trusted, never whatever a service left
     in the instance's cache (a row it created, perhaps rolled back since, or one updated after through a query)."""
-    relation = SubAccount._meta.get_field(related_name)
-    if related_name in getattr(subaccount, _ROWS_READ_WITH_IT, ()):
-        return relation.get_cached_value(subaccount)  # type: ignore[union-attr]
-    return relation.related_model._default_manager.filter(subaccount=subaccount).first()  # type: ignore[union-attr]
+    read_with_it: dict[str, Any] = getattr(subaccount, _ROWS_READ_WITH_IT, {})
+    if related_name in read_with_it:
+        return read_with_it[related_name]
+    related_model = SubAccount._meta.get_field(related_name).related_model
+    return related_model._default_manager.filter(subaccount=subaccount).first()  # type: ignore[union-attr]
 
 
 def subaccounts_for_member(*, user: User) -> QuerySet[SubAccount]:

@@ -61,6 +61,9 @@ def test_rows_read_with_the_sub_account_come_without_a_query(world, ready):
             assert one_to_one_row(subaccount=subaccount, related_name="wallet") is None
         assert _selects(queries) == []
         assert (profile.subaccount_id, profile.card_last4) == (ready.pk, "4242")
+        # a row built on the instance later (an unsaved default switch) is not taken for the table's
+        SubAccountRebilling(subaccount=subaccount)
+        assert one_to_one_row(subaccount=subaccount, related_name="rebilling") is None
         assert provider.subaccount_id == ready.pk
         with pytest.raises(Http404):
             subaccount_for_manage_client(user=world.a.account_admins[0], subaccount_id=ready.pk)

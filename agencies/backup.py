@@ -21,6 +21,10 @@ from django.db import connection
 if TYPE_CHECKING:  # this module's sizing is read by the dev stack before Django is set up
     from agencies.models import Agency
 
+# Extensions an agency schema's objects use, installed once per database in public by the shared migrations
+# (agencies 0004): a schema restored elsewhere needs them first. Our own names, never input.
+AGENCY_SCHEMA_EXTENSIONS = ("pg_trgm",)
+
 # Tables and sequences of one agency schema (pg_dump locks each relation it dumps), with room for migrations to come.
 RELATIONS_PER_AGENCY = 60
 
@@ -94,6 +98,10 @@ def agency_restore(*, dump: Path, database_url: str) -> None:
     target = psycopg2.connect(database_url)
     try:
         server_major = target.server_version // 10000
+        target.autocommit = True
+        with target.cursor() as cursor:
+            for extension in AGENCY_SCHEMA_EXTENSIONS:
+                cursor.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} WITH SCHEMA public")
     finally:
         target.close()
     tool = pg_tool("pg_restore", server_major=server_major)

@@ -16,7 +16,7 @@ from people.models import User
 from rebill.tenancy import current_schema
 from stripe_connect.selectors import NotConnected, agency_stripe, connected_account_for_agency, current_agency
 from subaccounts.models import Membership, SubAccount
-from subaccounts.selectors import subaccount_account_admins
+from subaccounts.selectors import one_to_one_row, subaccount_account_admins
 
 
 def company_billing_membership(*, user: User, subaccount_id: int) -> Membership:
@@ -46,7 +46,8 @@ def payment_link_refusal_for(*, user: User, request: PaymentRequest) -> str | No
 
 
 def billing_profile(*, subaccount: SubAccount) -> BillingProfile | None:
-    return BillingProfile.objects.filter(subaccount=subaccount).first()
+    profile: BillingProfile | None = one_to_one_row(subaccount=subaccount, related_name="billing_profile")
+    return profile
 
 
 def card_setup_for_account_admin(*, membership: Membership, setup_id: int) -> CardSetup:
@@ -78,11 +79,13 @@ def card_setup_client_secret(*, setup: CardSetup) -> str:
     return str(api.setup_intent_retrieve(setup.setup_intent_id).client_secret)
 
 
-def payment_request_refusal(*, subaccount: SubAccount) -> str | None:
-    """Why the agency cannot ask this client for a card right now, or None."""
+def payment_request_refusal(*, subaccount: SubAccount, account_admin_emails: list[str] | None = None) -> str | None:
+    """Why the agency cannot ask this client for a card right now, or None. A caller that has just read the
+    account admins' emails passes them, so they are not looked up again."""
     if connected_account_for_agency(agency=current_agency()) is None:
         return "Connect your agency's Stripe account first (Settings → Stripe)."
-    if not subaccount_account_admins(subaccount=subaccount).exists():
+    if not (account_admin_emails if account_admin_emails is not None
+            else subaccount_account_admins(subaccount=subaccount).exists()):
         return "Add an account admin to this sub-account first: only the client's account admins can add a card."
     return None
 
@@ -98,11 +101,12 @@ class ManageClientBilling:
 
 def manage_client_billing(*, subaccount: SubAccount) -> ManageClientBilling:
     """Everything the billing section of Manage Client shows (card status read-only, payment requests)."""
+    emails = list(subaccount_account_admins(subaccount=subaccount).values_list("email", flat=True))
     return ManageClientBilling(
         subaccount=subaccount,
         profile=billing_profile(subaccount=subaccount),
-        refusal=payment_request_refusal(subaccount=subaccount),
-        account_admin_emails=list(subaccount_account_admins(subaccount=subaccount).values_list("email", flat=True)),
+        refusal=payment_request_refusal(subaccount=subaccount, account_admin_emails=emails),
+        account_admin_emails=emails,
         recent_requests=list(PaymentRequest.objects.filter(subaccount=subaccount).select_related("requested_by")[:5]),
     )
 

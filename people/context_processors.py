@@ -30,6 +30,8 @@ def _subaccount_switcher(request: HttpRequest, user: Any) -> dict[str, Any] | No
     """One menu of the person's sub-accounts; the current one is the page's, or their only one."""
     from subaccounts.models import Membership  # a tenant app; people is also shared
 
+    if user.is_agency_staff:  # never a member of a client (membership_add refuses them): no query needed
+        return None
     memberships = list(user.memberships.select_related("subaccount").order_by("subaccount__name", "pk"))
     if not memberships:
         return None

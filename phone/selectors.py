@@ -17,6 +17,7 @@ from phone.forms import TwilioCredentialsForm
 from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider, UsageLine
 from phone.services.usage import usage_window
 from subaccounts.models import Membership, SubAccount
+from subaccounts.selectors import one_to_one_row
 
 
 def providers_to_pull() -> QuerySet[SubAccountProvider]:
@@ -75,7 +76,7 @@ def provider_section(
     """The provider section of Manage Client, for agency admins only (None for anyone else)."""
     if not user.is_agency_admin:
         return None
-    provider = SubAccountProvider.objects.filter(subaccount=subaccount).first()
+    provider: SubAccountProvider | None = one_to_one_row(subaccount=subaccount, related_name="phone_provider")
     start, end = usage_window(now=timezone.now())
     usage: list[ProductUsage] = []
     if provider is not None:

@@ -4,6 +4,7 @@ Whether a sub-account *may* be rebilled is decided by agencies.plans.rebilling_d
 what the agency chose.
 """
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from agencies.plans import (
@@ -102,7 +103,11 @@ class SubAccountFacts(models.Model):
 
     class Meta:
         ordering = ["name", "subaccount"]
-        indexes = [models.Index(fields=["name", "subaccount"], name="facts_by_name")]
+        indexes = [
+            models.Index(fields=["name", "subaccount"], name="facts_by_name"),
+            # Phone Integration's search (name ILIKE '%…%') reads matches off trigrams instead of every name.
+            GinIndex(fields=["name"], name="facts_name_trigrams", opclasses=["gin_trgm_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"Rebilling facts of {self.subaccount_id}"

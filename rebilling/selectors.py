@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet, Value
 
 from agencies.plans import (
     PhoneProvider,
@@ -30,8 +30,10 @@ from billing.models import BillingProfile
 from people.models import User
 from phone.models import SubAccountProvider
 from rebilling.models import AgencyMultiplier, MultiplierOverride, SubAccountFacts, SubAccountRebilling
-from stripe_connect.selectors import connected_account_for_agency, current_agency
+from stripe_connect.models import ConnectedAccount
+from stripe_connect.selectors import current_agency
 from subaccounts.models import AuditEntry, Membership, SubAccount
+from subaccounts.selectors import one_to_one_row
 
 FACT_COLUMNS = ("provider", "provider_status", "has_admin", "has_card", "switched_on")
 STATE_ORDER = [RebillingState.ENABLED, RebillingState.CAN_BE_ENABLED, RebillingState.DISABLED]
@@ -46,28 +48,28 @@ def rebilling_is_switched_on(*, subaccount: SubAccount) -> bool:
     return SubAccountRebilling.objects.filter(subaccount=subaccount, switched_on=True).exists()
 
 
-def _connected_account_id() -> str | None:
-    connected = connected_account_for_agency(agency=current_agency())
-    return connected.account_id if connected is not None else None
+# The agency's current Stripe account (NULL before it connects one), read by the query that needs it rather than
+# by one more query ahead of it. Parameter: agency_id.
+_CONNECTED_ACCOUNT = f"(SELECT account_id FROM {ConnectedAccount._meta.db_table} WHERE agency_id = %(agency_id)s)"  # noqa: S608
 
 
 def _facts_sql(*, where: str = "") -> str:
     """One row per sub-account with what the decision needs, as plain columns (so filters and sorts on them
     stay cheap). A card counts only on the agency's current Stripe account: one saved on a previous account
-    can't be charged. Parameters: account_id, admin_role, plus whatever `where` names.
+    can't be charged. Parameters: agency_id, admin_role, plus whatever `where` names.
 
     Only table names and our own fragments are formatted into SQL here and below; every value is a parameter."""
     return f"""
-        SELECT s.id, s.name, p.provider, p.status AS provider_status, a.subaccount_id IS NOT NULL AS has_admin,
-               COALESCE(b.stripe_account_id = %(account_id)s AND b.card_payment_method_id <> '', false) AS has_card,
-               COALESCE(r.switched_on, false) AS switched_on
+        SELECT s.id, s.name, p.provider, p.status AS provider_status,
+               EXISTS (SELECT FROM {Membership._meta.db_table} m JOIN {User._meta.db_table} u ON u.id = m.user_id
+                       WHERE m.subaccount_id = s.id AND m.role = %(admin_role)s AND u.is_active) AS has_admin,
+               COALESCE(b.stripe_account_id = {_CONNECTED_ACCOUNT} AND b.card_payment_method_id <> '', false)
+                   AS has_card,
+               COALESCE(r.switched_on, false) AS switched_on, {_CONNECTED_ACCOUNT} IS NOT NULL AS stripe_connected
         FROM {SubAccount._meta.db_table} s
         LEFT JOIN {SubAccountProvider._meta.db_table} p ON p.subaccount_id = s.id
         LEFT JOIN {BillingProfile._meta.db_table} b ON b.subaccount_id = s.id
         LEFT JOIN {SubAccountRebilling._meta.db_table} r ON r.subaccount_id = s.id
-        LEFT JOIN (SELECT DISTINCT m.subaccount_id FROM {Membership._meta.db_table} m
-                   JOIN {User._meta.db_table} u ON u.id = m.user_id
-                   WHERE m.role = %(admin_role)s AND u.is_active) a ON a.subaccount_id = s.id
         {where}"""  # noqa: S608
 
 
@@ -88,14 +90,13 @@ def _facts(row: dict[str, Any], *, plan: str, stripe_connected: bool) -> Rebilli
 
 def rebilling_decisions_for(*, subaccount_ids: Iterable[int]) -> dict[int, RebillingDecision]:
     """The policy's answer for each of these sub-accounts, from one query (asked once per distinct set of facts)."""
-    account_id = _connected_account_id()
-    plan = current_agency().plan
+    agency = current_agency()
     rows = _fetch(_facts_sql(where="WHERE s.id = ANY(%(ids)s)"),
-                  {"account_id": account_id, "admin_role": Membership.Role.ACCOUNT_ADMIN, "ids": list(subaccount_ids)})
+                  {"agency_id": agency.pk, "admin_role": Membership.Role.ACCOUNT_ADMIN, "ids": list(subaccount_ids)})
     answers: dict[RebillingFacts, RebillingDecision] = {}
     decisions = {}
     for row in rows:
-        facts = _facts(row, plan=plan, stripe_connected=account_id is not None)
+        facts = _facts(row, plan=agency.plan, stripe_connected=row["stripe_connected"])
         if facts not in answers:
             answers[facts] = rebilling_decision(facts)
         decisions[row["id"]] = answers[facts]
@@ -134,7 +135,7 @@ class PhoneIntegrationPage:
 
 _FACTS_OF_A_PAGE = f"""
     SELECT f.subaccount_id AS id, f.name, f.provider, f.provider_status, f.has_account_admin AS has_admin,
-           (f.card_account_id <> '' AND f.card_account_id = %(account_id)s) IS TRUE AS has_card, f.switched_on
+           (f.card_account_id <> '' AND f.card_account_id = {_CONNECTED_ACCOUNT}) IS TRUE AS has_card, f.switched_on
     FROM {SubAccountFacts._meta.db_table} f"""  # noqa: S608
 
 
@@ -182,10 +183,9 @@ def phone_integration_page(*, state: str = "", query: str = "", sort: str = "nam
     sub-accounts by their combination of facts (a few dozen at most) and the policy is asked once per combination;
     filtering and sorting by state join the page's query to those combinations' answers, so no rule is
     re-derived in SQL, and the default page is read straight off the name index."""
-    plan = current_agency().plan
-    account_id = _connected_account_id()
-    stripe_connected = account_id is not None
-    params: dict[str, Any] = {"account_id": account_id}
+    agency = current_agency()
+    plan = agency.plan
+    params: dict[str, Any] = {"agency_id": agency.pk}
     where = ""
     if query:
         params["pattern"] = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -194,9 +194,11 @@ def phone_integration_page(*, state: str = "", query: str = "", sort: str = "nam
     sort = sort if sort in SORTS else "name"
     columns = ", ".join(FACT_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}, count(*) FROM ({_FACTS_OF_A_PAGE}{where}) f GROUP BY {columns}",  # noqa: S608
-                       params)
-        groups = {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
+        cursor.execute(f"SELECT {columns}, count(*), {_CONNECTED_ACCOUNT} IS NOT NULL "  # noqa: S608
+                       f"FROM ({_FACTS_OF_A_PAGE}{where}) f GROUP BY {columns}", params)
+        fetched = cursor.fetchall()
+        groups = {tuple(row[:-2]): row[-2] for row in fetched}
+        stripe_connected = bool(fetched) and fetched[0][-1]  # with no sub-account to show, nothing asks
         decided = {combination: rebilling_decision(_facts(_stored(dict(zip(FACT_COLUMNS, combination, strict=True))),
                                                           plan=plan, stripe_connected=stripe_connected)).state
                    for combination in groups}
@@ -257,12 +259,29 @@ class MultiplierRow:
 def multiplier_rows(*, subaccount: SubAccount | None) -> list[MultiplierRow]:
     """Per product: the sub-account's override (if any), the agency's default and the multiplier in force."""
     plan = current_agency().plan
-    defaults = agency_multiplier_defaults()
-    overrides = subaccount_multiplier_overrides(subaccount=subaccount) if subaccount is not None else {}
+    overrides: dict[str, Decimal]
+    if subaccount is None:
+        defaults, overrides = agency_multiplier_defaults(), {}
+    else:
+        defaults, overrides = _defaults_and_overrides(subaccount=subaccount)
     in_force = multipliers_in_force(plan=plan, agency_defaults=defaults, overrides=overrides)
     agency_level = multipliers_in_force(plan=plan, agency_defaults=defaults, overrides={})
     return [MultiplierRow(product=product, override=overrides.get(product), default=agency_level[product],
                           in_force=in_force[product]) for product in in_force]
+
+
+def _defaults_and_overrides(*, subaccount: SubAccount) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """agency_multiplier_defaults() and subaccount_multiplier_overrides(subaccount=…), read in one query."""
+    defaults: dict[str, Decimal] = {}
+    overrides: dict[str, Decimal] = {}
+    rows = AgencyMultiplier.objects.order_by().values_list(
+        Value(False, output_field=BooleanField()), "product", "multiplier",
+    ).union(MultiplierOverride.objects.filter(subaccount=subaccount).order_by().values_list(
+        Value(True, output_field=BooleanField()), "product", "multiplier",
+    ), all=True)
+    for overriding, product, multiplier in rows:
+        (overrides if overriding else defaults)[product] = multiplier
+    return defaults, overrides
 
 
 def multipliers_editable() -> bool:
@@ -286,7 +305,7 @@ class ResellSection:
 
 def resell_section(*, subaccount: SubAccount) -> ResellSection:
     terms = plan_terms(current_agency().plan)
-    settings = (SubAccountRebilling.objects.filter(subaccount=subaccount).first()
+    settings = (one_to_one_row(subaccount=subaccount, related_name="rebilling")
                 or SubAccountRebilling(subaccount=subaccount))
     return ResellSection(
         subaccount=subaccount, decision=rebilling_decision_for(subaccount=subaccount), settings=settings,

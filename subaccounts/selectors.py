@@ -1,5 +1,7 @@
 """Reads about sub-accounts, already scoped to what the caller may see."""
 
+from typing import Any
+
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -20,6 +22,37 @@ def subaccount_for_agency_staff(*, user: User, subaccount_id: int) -> SubAccount
     if subaccount is None:
         raise Http404("No such sub-account")
     return subaccount
+
+
+# The sub-account's one-to-one rows that Manage Client's sections show: billing profile, phone provider, rebilling
+# switch and wallet.
+MANAGE_CLIENT_ROWS = ("billing_profile", "phone_provider", "rebilling", "wallet")
+# Set by subaccount_for_manage_client on the instance it returns: the rows read with the sub-account itself.
+_ROWS_READ_WITH_IT = "_rows_read_with_it"
+
+
+def subaccount_for_manage_client(*, user: User, subaccount_id: int) -> SubAccount:
+    """subaccount_for_agency_staff, with the rows Manage Client shows read in the same query (one_to_one_row)."""
+    subaccount = (subaccounts_for_agency_staff(user=user).select_related(*MANAGE_CLIENT_ROWS)
+                  .filter(pk=subaccount_id).first())
+    if subaccount is None:
+        raise Http404("No such sub-account")
+    # A copy of what the query read: the instance's own cache is rewritten by any row built on it later.
+    setattr(subaccount, _ROWS_READ_WITH_IT, {
+        name: SubAccount._meta.get_field(name).get_cached_value(subaccount)  # type: ignore[union-attr]
+        for name in MANAGE_CLIENT_ROWS})
+    return subaccount
+
+
+def one_to_one_row(*, subaccount: SubAccount, related_name: str) -> Any:
+    """The sub-account's row behind a one-to-one relation (or None): as read with it by
+    subaccount_for_manage_client, otherwise read now. Only that reading is trusted, never whatever a service left
+    in the instance's cache (a row it created, perhaps rolled back since, or one updated after through a query)."""
+    read_with_it: dict[str, Any] = getattr(subaccount, _ROWS_READ_WITH_IT, {})
+    if related_name in read_with_it:
+        return read_with_it[related_name]
+    related_model = SubAccount._meta.get_field(related_name).related_model
+    return related_model._default_manager.filter(subaccount=subaccount).first()  # type: ignore[union-attr]
 
 
 def subaccounts_for_member(*, user: User) -> QuerySet[SubAccount]:

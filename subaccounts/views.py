@@ -25,6 +25,7 @@ from subaccounts.selectors import (
     membership_for_member,
     subaccount_account_admins,
     subaccount_for_agency_staff,
+    subaccount_for_manage_client,
     subaccount_memberships,
     subaccounts_for_agency_staff,
 )
@@ -87,7 +88,7 @@ def manage_context(request: HttpRequest, subaccount: SubAccount, *, member_form:
 @agency_admin_required
 def subaccount_manage(request: HttpRequest, subaccount_id: int) -> HttpResponse:
     """Manage Client: the client's billing, phone provider, rebilling and people."""
-    subaccount = subaccount_for_agency_staff(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
+    subaccount = subaccount_for_manage_client(user=request.user, subaccount_id=subaccount_id)  # type: ignore[arg-type]
     return render(request, "subaccounts/manage.html", manage_context(request, subaccount))
 
 

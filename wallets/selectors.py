@@ -13,6 +13,7 @@ from rebilling.models import MultiplierOverride, SubAccountRebilling
 from rebilling.selectors import agency_multiplier_defaults, rebilling_decisions_for
 from stripe_connect.selectors import current_agency
 from subaccounts.models import SubAccount
+from subaccounts.selectors import one_to_one_row
 from wallets.models import Charge, Wallet, WalletEntry
 
 RECENT_ENTRIES = 10
@@ -44,8 +45,8 @@ class WalletSummary:
 
 def wallet_summary(*, subaccount: SubAccount) -> WalletSummary:
     """The sub-account's wallet as its pages show it (only this sub-account's rows)."""
-    settings = SubAccountRebilling.objects.filter(subaccount=subaccount).first()
-    wallet = Wallet.objects.filter(subaccount=subaccount).first()
+    settings: SubAccountRebilling | None = one_to_one_row(subaccount=subaccount, related_name="rebilling")
+    wallet: Wallet | None = one_to_one_row(subaccount=subaccount, related_name="wallet")
     recent: list[WalletEntry] = []
     in_flight = last_failed = None
     if wallet is not None:

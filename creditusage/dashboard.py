@@ -152,6 +152,8 @@ def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, 
     """Per sub-account, every product, read off the span totals: a few rows per sub-account for any range (by
     revenue, then cost, at most `top`)."""
     spans = period_spans(start, end)
+    if not spans:
+        return []
     ids = only_ids if only_ids is not None else dashboard_filter.subaccount_ids
     narrow = " AND subaccount_id = ANY(%s)" if ids else ""
 
@@ -176,7 +178,8 @@ def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, 
             FROM ({revenue_sql}) r FULL JOIN ({cost_sql}) p USING (subaccount_id)
             ORDER BY 2 DESC, 3 DESC, 1{limit}"""  # noqa: S608 — only our own table names and an int
     with transaction.atomic(), connection.cursor() as cursor:
-        # Every sub-account's sums are hashed: in memory (~1.3 kB each), not spilled to disk in batches.
+        # Every sub-account's sums are hashed: in memory (~1.3 kB each), not spilled to disk in batches. LOCAL: for
+        # this transaction only (or the caller's, if it has one).
         cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         return [(subaccount_id, Figures(revenue=revenue, cost=cost)) for subaccount_id, revenue, cost in cursor]

@@ -225,9 +225,9 @@ class AgencyCostDayRollup(models.Model):
 
 
 # A span is an aligned block of a month's days: `days` consecutive days (1, 2, 4, 8, 16, or 32 for the whole month)
-# starting on a day-of-month offset that is a multiple of `days`. Any range of days is a few spans (at most 5 for
-# the days a range takes of the month it starts in, 5 for the month it ends in, one per whole month between), so
-# the per-sub-account figures of any range read a few rows per sub-account, never one per day.
+# starting on a day-of-month offset that is a multiple of `days`. Any range of days is a few spans (one per whole
+# month, at most 5 for the days it takes of the month it starts in and 5 for the month it ends in; at most 9 inside
+# one month), so the per-sub-account figures of any range read a few rows per sub-account, never one per day.
 SPAN_DAYS = (1, 2, 4, 8, 16, 32)
 
 

@@ -1,6 +1,6 @@
 """Benchmark of credit usage details: the pages people open on a big history.
 
-    .venv/bin/python -m bench.usage_details [--entries 1000000] [--subaccounts 10000] [--runs 20]
+    .venv/bin/python -m bench.usage_details [--entries 1000000] [--subaccounts 10000] [--runs 20] [--vacuum]
 
 Builds one Pro agency in a scratch database with `--subaccounts` rebilled sub-accounts. One of them gets
 `--entries` usage deltas over a year (5 products × 365 days), rated by `wallet_rate` itself (so its ledger and
@@ -26,12 +26,14 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--subaccounts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--vacuum", action="store_true",
+                        help="VACUUM ANALYZE after seeding, as autovacuum does after a bulk load (pages all-visible)")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rebill.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("DJANGO_DEBUG", "false")  # DEBUG keeps every query: not what production runs
     with scratch_database("rebill_bench_details"):
-        return _run(entries=args.entries, subaccounts=args.subaccounts, runs=args.runs)
+        return _run(entries=args.entries, subaccounts=args.subaccounts, runs=args.runs, vacuum=args.vacuum)
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -40,7 +42,7 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms"
 
 
-def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
+def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> int:  # noqa: PLR0915
     import django
 
     django.setup()
@@ -162,7 +164,7 @@ def _run(*, entries: int, subaccounts: int, runs: int) -> int:  # noqa: PLR0915
                        subaccount_id, sum(cost)
                 FROM creditusage_usagecostrollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
                 GROUP BY 1, 2, 3""", [big.pk])
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()
         deep_cursor = Cursor(created_at=deep.created_at, seq=deep.seq).encode()

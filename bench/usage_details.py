@@ -141,13 +141,11 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                 SELECT day, product, sum(cost), sum(revenue) FROM creditusage_usagerollup GROUP BY 1, 2;
                 INSERT INTO creditusage_subaccountmonthtotal (subaccount_id, month, cost, revenue)
                 SELECT subaccount_id, month, sum(cost), sum(revenue) FROM creditusage_usagemonthrollup GROUP BY 1, 2;
-                INSERT INTO creditusage_subaccountspantotal
-                    (span_days, span_start, product, subaccount_id, revenue, cost)
+                INSERT INTO creditusage_subaccountspantotal (span_days, span_start, subaccount_id, revenue, cost)
                 SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
-                       p.product, subaccount_id, sum(revenue), sum(cost)
+                       subaccount_id, sum(revenue), sum(cost)
                 FROM creditusage_usagerollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
-                     CROSS JOIN LATERAL (VALUES (product), ('')) AS p(product)
-                GROUP BY 1, 2, 3, 4""")
+                GROUP BY 1, 2, 3""")
             # The provider cost of every sub-account's usage (its trigger keeps it from the deltas): the rebilled
             # ones' usage, and as much again not rebilled.
             cursor.execute("""
@@ -161,12 +159,11 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                 TRUNCATE creditusage_agencycostdayrollup, creditusage_subaccountcostspantotal;
                 INSERT INTO creditusage_agencycostdayrollup (day, product, units, cost, deltas)
                 SELECT day, product, sum(units), sum(cost), sum(deltas) FROM creditusage_usagecostrollup GROUP BY 1, 2;
-                INSERT INTO creditusage_subaccountcostspantotal (span_days, span_start, product, subaccount_id, cost)
+                INSERT INTO creditusage_subaccountcostspantotal (span_days, span_start, subaccount_id, cost)
                 SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
-                       p.product, subaccount_id, sum(cost)
+                       subaccount_id, sum(cost)
                 FROM creditusage_usagecostrollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
-                     CROSS JOIN LATERAL (VALUES (product), ('')) AS p(product)
-                GROUP BY 1, 2, 3, 4""", [big.pk])
+                GROUP BY 1, 2, 3""", [big.pk])
             cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()

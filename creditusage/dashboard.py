@@ -5,8 +5,8 @@ Revenue is what was rebilled to clients (wallet entries, via the rollups the rat
 cost of *every* sub-account's usage, rebilled or not (usage deltas, via the rollups their trigger keeps) — or,
 with "rebilled only", the cost of the usage that was rebilled. Agency-wide figures are read from the agency's daily
 rollups; per sub-account, a period is read as a few aligned spans of days (whole months, and ≤ 5 spans for each
-month it takes part of) from the span totals; per product for chosen sub-accounts, as its whole months from the
-monthly rollups and its edges from the daily ones: never the ledger, never the deltas.
+month it takes part of) from the span totals — or, for one product, its whole months from the monthly rollups and
+its edges from the daily ones: never the ledger, never the deltas.
 """
 
 from __future__ import annotations
@@ -149,8 +149,8 @@ def period_spans(start: date, end: date) -> list[tuple[int, date]]:
 
 def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, top: int | None,
                   only_ids: list[int] | None = None) -> list[tuple[int, Figures]]:
-    """Per sub-account, of the filter's product or every product, read off the span totals: a few rows per
-    sub-account for any range (by revenue, then cost, at most `top`)."""
+    """Per sub-account, every product, read off the span totals: a few rows per sub-account for any range (by
+    revenue, then cost, at most `top`)."""
     spans = period_spans(start, end)
     if not spans:
         return []
@@ -158,12 +158,11 @@ def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, 
     narrow = " AND subaccount_id = ANY(%s)" if ids else ""
 
     def summed(table: str, columns: list[str], params: list[Any]) -> str:
-        # One index range per span (span_days, span_start, product): never a scan of the table.
+        # One index range per span (span_days, span_start): never a scan of the table.
         selected = ", ".join(["subaccount_id", *columns])
-        part = (f"SELECT {selected} FROM {table}"  # noqa: S608
-                f" WHERE span_days = %s AND span_start = %s AND product = %s{narrow}")
+        part = f"SELECT {selected} FROM {table} WHERE span_days = %s AND span_start = %s{narrow}"  # noqa: S608
         for days, first in spans:
-            params += [days, first, dashboard_filter.product, *([ids] if ids else [])]
+            params += [days, first, *([ids] if ids else [])]
         sums = ", ".join(f"sum({column}) AS {column}" for column in columns)
         return f"SELECT subaccount_id, {sums} FROM ({' UNION ALL '.join([part] * len(spans))}) s GROUP BY 1"  # noqa: S608
 
@@ -218,22 +217,45 @@ def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, pa
     return " UNION ALL ".join(parts)
 
 
-def _per_product_of_subaccounts(*, start: date, end: date, dashboard_filter: DashboardFilter) -> dict[str, Figures]:
-    """Per product for the chosen sub-accounts (at most 100), from their monthly and daily rollups."""
+def _figures_by(*, start: date, end: date, dashboard_filter: DashboardFilter, top: int | None,
+                only_ids: list[int] | None = None) -> tuple[dict[str, Figures], list[tuple[int, Figures]]]:
+    """Per product, and per sub-account (by revenue, then cost, at most `top`), in one pass over the rollups."""
+    if only_ids is not None:
+        dashboard_filter = DashboardFilter(start=start, end=end, subaccount_ids=only_ids,
+                                           product=dashboard_filter.product,
+                                           rebilled_only=dashboard_filter.rebilled_only)
     params: list[Any] = []
     source = _source_sql(start=start, end=end, dashboard_filter=dashboard_filter, params=params)
-    sql = f"SELECT product, sum(revenue), sum(cost) FROM ({source}) s GROUP BY product"  # noqa: S608
+    limit = "" if top is None else f" LIMIT {int(top)}"
+    per_subaccount_sql = "" if top == 0 else f"""
+        UNION ALL
+        (SELECT subaccount_id, NULL, sum(revenue), sum(cost) FROM per GROUP BY subaccount_id
+         ORDER BY 3 DESC, 4 DESC, 1{limit})"""  # noqa: S608 — an int only
+    sql = f"""
+        WITH per AS MATERIALIZED (
+            SELECT subaccount_id, product, sum(revenue) AS revenue, sum(cost) AS cost FROM ({source}) s
+            GROUP BY 1, 2
+        )
+        SELECT NULL::bigint, product, sum(revenue), sum(cost) FROM per GROUP BY product{per_subaccount_sql}
+    """  # noqa: S608 — only our own table names and an int are formatted in
+    per_product: dict[str, Figures] = {}
+    per_subaccount: list[tuple[int, Figures]] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {product: Figures(revenue=revenue or ZERO, cost=cost or ZERO)
-                for product, revenue, cost in cursor.fetchall()}
+        for subaccount_id, product, revenue, cost in cursor.fetchall():
+            figures = Figures(revenue=revenue or ZERO, cost=cost or ZERO)
+            if subaccount_id is None:
+                per_product[product] = figures
+            else:
+                per_subaccount.append((subaccount_id, figures))
+    return per_product, per_subaccount
 
 
 def _per_product(*, start: date, end: date, dashboard_filter: DashboardFilter) -> dict[str, Figures]:
     """Per product. For the whole agency, revenue (and the rebilled cost) and the provider cost come from the
     agency-wide daily rollups (≤ 5 rows a day each, whatever the number of sub-accounts)."""
     if dashboard_filter.subaccount_ids:
-        return _per_product_of_subaccounts(start=start, end=end, dashboard_filter=dashboard_filter)
+        return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=0)[0]
     rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
     if dashboard_filter.product:
         rows = rows.filter(product=dashboard_filter.product)
@@ -271,7 +293,9 @@ def _top_subaccounts(*, start: date, end: date, dashboard_filter: DashboardFilte
                                                                                               "total"))
             return [(subaccount_id, Figures(revenue=revenue, cost=costs.get(subaccount_id) or ZERO))
                     for subaccount_id, revenue, _ in rows]
-    return _span_figures(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
+    if not dashboard_filter.product:
+        return _span_figures(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
+    return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=top)[1]
 
 
 def _total(figures: dict[str, Figures]) -> Figures:
@@ -288,8 +312,13 @@ def rebilling_dashboard(*, dashboard_filter: DashboardFilter, top: int | None = 
     ids = [subaccount_id for subaccount_id, _ in top_rows]
     before: dict[int, Figures] = {}
     if ids:
-        before = dict(_span_figures(start=previous_start, end=previous_end, dashboard_filter=dashboard_filter,
-                                    top=None, only_ids=ids))
+        if dashboard_filter.product:
+            _, previous_rows = _figures_by(start=previous_start, end=previous_end,
+                                           dashboard_filter=dashboard_filter, top=None, only_ids=ids)
+        else:
+            previous_rows = _span_figures(start=previous_start, end=previous_end, dashboard_filter=dashboard_filter,
+                                          top=None, only_ids=ids)
+        before = dict(previous_rows)
     names = dict(SubAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
     labels = dict(Product.choices)
     return Dashboard(

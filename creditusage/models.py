@@ -232,39 +232,36 @@ SPAN_DAYS = (1, 2, 4, 8, 16, 32)
 
 
 class SubAccountSpanTotal(models.Model):
-    """UsageRollup summed per sub-account, span and product, and over every product (product ""): revenue and the
-    rebilled usage's cost."""
+    """UsageRollup summed over products per sub-account and span: revenue and the rebilled usage's cost."""
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
     span_start = models.DateField()
     span_days = models.PositiveSmallIntegerField()
-    product = models.CharField(max_length=20, blank=True)  # "": every product
     revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
 
     class Meta:
-        ordering = ["span_days", "span_start", "product", "subaccount"]
-        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "product", "subaccount"],
+        ordering = ["span_days", "span_start", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "subaccount"],
                                                name="one_span_total", include=["revenue", "cost"])]
 
     def __str__(self) -> str:
-        return f"{self.subaccount_id} {self.span_start}+{self.span_days} {self.product or '*'}: {self.revenue}"
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.revenue}"
 
 
 class SubAccountCostSpanTotal(models.Model):
-    """UsageCostRollup summed per sub-account, span and product, and over every product (product ""): the provider
-    cost of all its usage. Kept by the usage deltas' statement trigger (migration 0008)."""
+    """UsageCostRollup summed over products per sub-account and span: the provider cost of all its usage. Kept by
+    the usage deltas' statement trigger (migration 0008)."""
 
     subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
     span_start = models.DateField()
     span_days = models.PositiveSmallIntegerField()
-    product = models.CharField(max_length=20, blank=True)  # "": every product
     cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
 
     class Meta:
-        ordering = ["span_days", "span_start", "product", "subaccount"]
-        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "product", "subaccount"],
+        ordering = ["span_days", "span_start", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "subaccount"],
                                                name="one_cost_span_total", include=["cost"])]
 
     def __str__(self) -> str:
-        return f"{self.subaccount_id} {self.span_start}+{self.span_days} {self.product or '*'}: {self.cost}"
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.cost}"

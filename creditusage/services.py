@@ -71,14 +71,11 @@ WITH entries AS MATERIALIZED (
     ON CONFLICT (month, subaccount_id) DO UPDATE SET
         cost = t.cost + EXCLUDED.cost, revenue = t.revenue + EXCLUDED.revenue
 ), span_totals AS (
-    INSERT INTO {SubAccountSpanTotal._meta.db_table} AS t
-        (span_days, span_start, product, subaccount_id, revenue, cost)
+    INSERT INTO {SubAccountSpanTotal._meta.db_table} AS t (span_days, span_start, subaccount_id, revenue, cost)
     SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
-           p.product, subaccount_id, sum(revenue), sum(cost)
-    FROM new CROSS JOIN unnest(%(span_days)s::int[]) AS s(days)
-         CROSS JOIN LATERAL (VALUES (product), ('')) AS p(product)  -- its product, and every product
-    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (span_days, span_start, product, subaccount_id) DO UPDATE SET
+           subaccount_id, sum(revenue), sum(cost)
+    FROM new CROSS JOIN unnest(%(span_days)s::int[]) AS s(days) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (span_days, span_start, subaccount_id) DO UPDATE SET
         revenue = t.revenue + EXCLUDED.revenue, cost = t.cost + EXCLUDED.cost
 ), day_totals AS (
     INSERT INTO {LedgerDayTotal._meta.db_table} AS t

@@ -8,9 +8,8 @@ from django.db import migrations, models
 
 
 # The day's span of each length: the month's first day + the day-of-month offset rounded down to a multiple of it.
-# ... each once for its product and once for every product ("").
 SPANS = """
-    CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days) CROSS JOIN LATERAL (VALUES (product), ('')) AS p(product)
+    CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
 """
 SPAN_START = "(date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days)"
 
@@ -36,10 +35,9 @@ BEGIN
         ON CONFLICT (month, subaccount_id, product) DO UPDATE SET
             units = m.units + EXCLUDED.units, cost = m.cost + EXCLUDED.cost, deltas = m.deltas + EXCLUDED.deltas
     ), by_span AS (
-        INSERT INTO creditusage_subaccountcostspantotal AS t (span_days, span_start, product, subaccount_id, cost)
-        SELECT s.days, {SPAN_START}, p.product, subaccount_id, sum(cost) FROM new {SPANS}
-         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (span_days, span_start, product, subaccount_id) DO UPDATE SET cost = t.cost + EXCLUDED.cost
+        INSERT INTO creditusage_subaccountcostspantotal AS t (span_days, span_start, subaccount_id, cost)
+        SELECT s.days, {SPAN_START}, subaccount_id, sum(cost) FROM new {SPANS} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (span_days, span_start, subaccount_id) DO UPDATE SET cost = t.cost + EXCLUDED.cost
     )
     -- Shared by every sub-account of the agency: taken in (day, product) order too.
     INSERT INTO creditusage_agencycostdayrollup AS a (day, product, units, cost, deltas)
@@ -54,12 +52,11 @@ FORWARD = COST_ROLLUP_FUNCTION + f"""
 -- What was rolled up before these rollups existed.
 INSERT INTO creditusage_agencycostdayrollup (day, product, units, cost, deltas)
 SELECT day, product, sum(units), sum(cost), sum(deltas) FROM creditusage_usagecostrollup GROUP BY 1, 2;
-INSERT INTO creditusage_subaccountcostspantotal (span_days, span_start, product, subaccount_id, cost)
-SELECT s.days, {SPAN_START}, p.product, subaccount_id, sum(cost) FROM creditusage_usagecostrollup {SPANS}
- GROUP BY 1, 2, 3, 4;
-INSERT INTO creditusage_subaccountspantotal (span_days, span_start, product, subaccount_id, revenue, cost)
-SELECT s.days, {SPAN_START}, p.product, subaccount_id, sum(revenue), sum(cost) FROM creditusage_usagerollup {SPANS}
- GROUP BY 1, 2, 3, 4;
+INSERT INTO creditusage_subaccountcostspantotal (span_days, span_start, subaccount_id, cost)
+SELECT s.days, {SPAN_START}, subaccount_id, sum(cost) FROM creditusage_usagecostrollup {SPANS} GROUP BY 1, 2, 3;
+INSERT INTO creditusage_subaccountspantotal (span_days, span_start, subaccount_id, revenue, cost)
+SELECT s.days, {SPAN_START}, subaccount_id, sum(revenue), sum(cost) FROM creditusage_usagerollup {SPANS}
+ GROUP BY 1, 2, 3;
 """
 
 # Migration 0006's function, as it was.
@@ -117,13 +114,12 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('span_start', models.DateField()),
                 ('span_days', models.PositiveSmallIntegerField()),
-                ('product', models.CharField(blank=True, max_length=20)),
                 ('cost', models.DecimalField(decimal_places=6, default=0, max_digits=18)),
                 ('subaccount', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subaccounts.subaccount')),
             ],
             options={
-                'ordering': ['span_days', 'span_start', 'product', 'subaccount'],
-                'constraints': [models.UniqueConstraint(fields=('span_days', 'span_start', 'product', 'subaccount'), include=('cost',), name='one_cost_span_total')],
+                'ordering': ['span_days', 'span_start', 'subaccount'],
+                'constraints': [models.UniqueConstraint(fields=('span_days', 'span_start', 'subaccount'), include=('cost',), name='one_cost_span_total')],
             },
         ),
         migrations.CreateModel(
@@ -132,14 +128,13 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('span_start', models.DateField()),
                 ('span_days', models.PositiveSmallIntegerField()),
-                ('product', models.CharField(blank=True, max_length=20)),
                 ('revenue', models.DecimalField(decimal_places=6, default=0, max_digits=18)),
                 ('cost', models.DecimalField(decimal_places=6, default=0, max_digits=18)),
                 ('subaccount', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subaccounts.subaccount')),
             ],
             options={
-                'ordering': ['span_days', 'span_start', 'product', 'subaccount'],
-                'constraints': [models.UniqueConstraint(fields=('span_days', 'span_start', 'product', 'subaccount'), include=('revenue', 'cost'), name='one_span_total')],
+                'ordering': ['span_days', 'span_start', 'subaccount'],
+                'constraints': [models.UniqueConstraint(fields=('span_days', 'span_start', 'subaccount'), include=('revenue', 'cost'), name='one_span_total')],
             },
         ),
         migrations.RunSQL(FORWARD, BACKWARD),

@@ -116,16 +116,15 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
     assert months == summed_months and agency_days == summed_days and month_totals == summed_totals
     # and the per-sub-account span totals (any range's figures) equal the daily ones summed per span
     summed_spans: dict = {}
-    for subaccount_id, day, product, _, cost, revenue, _ in rollups:
+    for subaccount_id, day, _, _, cost, revenue, _ in rollups:
         for days in (1, 2, 4, 8, 16, 32):
-            for of in (product, ""):  # its product, and every product
-                key = (days, day.replace(day=(day.day - 1) // days * days + 1), of, subaccount_id)
-                c, r = summed_spans.get(key, (0, 0))
-                summed_spans[key] = (c + cost, r + revenue)
+            key = (days, day.replace(day=(day.day - 1) // days * days + 1), subaccount_id)
+            c, r = summed_spans.get(key, (0, 0))
+            summed_spans[key] = (c + cost, r + revenue)
     with tenant_context(world.a.agency):
-        span_totals = {(r.span_days, r.span_start, r.product, r.subaccount_id): (r.cost, r.revenue)
+        span_totals = {(r.span_days, r.span_start, r.subaccount_id): (r.cost, r.revenue)
                        for r in SubAccountSpanTotal.objects.all()}
-    assert len(span_totals) > len(rollups) and span_totals == summed_spans
+    assert len(span_totals) > len(rollups) / 6 and span_totals == summed_spans
     assert any(row[3] > 0 for row in day_totals)
     assert day_totals == [tuple(row) for row in from_ledger]
 

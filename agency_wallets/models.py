@@ -86,6 +86,9 @@ class AgencyWalletEntry(models.Model):
 
     class Meta:
         ordering = ["wallet", "seq"]
+        # See details filters by date: the range is found here, and its totals read off the index alone.
+        indexes = [models.Index(fields=["wallet", "created_at"], include=["amount", "kind"],
+                                name="agency_wallet_entries_by_date")]
         constraints = [
             models.UniqueConstraint(fields=["wallet", "seq"], name="agency_wallet_entries_chained"),
             # A wallet belongs to one agency, and a delta id to one agency schema: billed once.

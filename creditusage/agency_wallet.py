@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 
 from agency_wallets.models import AgencyWallet, AgencyWalletEntry
-from creditusage.selectors import PAGE_SIZE, day_start
+from creditusage.selectors import PAGE_SIZE, day_start, usage_description
 from stripe_connect.selectors import current_agency
+
+ZERO = Decimal(0)
+_MONEY: DecimalField = DecimalField(max_digits=18, decimal_places=6)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,28 @@ def agency_wallet_entries(*, wallet_filter: AgencyWalletFilter) -> QuerySet[Agen
 
 
 @dataclass(frozen=True)
+class AgencyWalletTotals:
+    count: int
+    credits: Decimal
+    debits: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.credits + self.debits
+
+
+def agency_wallet_totals(*, entries: QuerySet[AgencyWalletEntry]) -> AgencyWalletTotals:
+    """The totals of exactly the rows the filter selects (read off the (wallet, created_at) index with the amount
+    and kind it carries)."""
+    sums = entries.order_by().aggregate(
+        count=Count("*"),
+        credits=Coalesce(Sum("amount", filter=Q(amount__gt=0)), Value(ZERO), output_field=_MONEY),
+        debits=Coalesce(Sum("amount", filter=Q(amount__lt=0)), Value(ZERO), output_field=_MONEY),
+    )
+    return AgencyWalletTotals(count=sums["count"], credits=sums["credits"], debits=sums["debits"])
+
+
+@dataclass(frozen=True)
 class AgencyWalletPage:
     entries: list[AgencyWalletEntry]
     next_after: int | None  # the seq to continue below
@@ -58,11 +85,14 @@ def agency_wallet_page(*, entries: QuerySet[AgencyWalletEntry], after: int | Non
     return AgencyWalletPage(entries=rows, next_after=rows[-1].seq if more and rows else None)
 
 
+def agency_wallet_reference(*, usage_delta_id: int | None, seq: int) -> str:
+    return f"usage {usage_delta_id}" if usage_delta_id is not None else f"entry {seq}"
+
+
 def agency_wallet_entry_description(entry: AgencyWalletEntry) -> str:
-    if entry.usage_delta_id is not None:
-        return f"{entry.category} usage on {entry.day:%Y-%m-%d}" if entry.day else entry.category
-    return entry.note or entry.get_kind_display()
+    return usage_description(usage_delta_id=entry.usage_delta_id, category=entry.category, day=entry.day,
+                             note=entry.note, kind_label=entry.get_kind_display())
 
 
 def agency_wallet_entry_reference(entry: AgencyWalletEntry) -> str:
-    return f"usage {entry.usage_delta_id}" if entry.usage_delta_id is not None else f"entry {entry.seq}"
+    return agency_wallet_reference(usage_delta_id=entry.usage_delta_id, seq=entry.seq)

@@ -3,8 +3,10 @@ in total, per product and per sub-account with the change from the same days a m
 
 Revenue is what was rebilled to clients (wallet entries, via the rollups the rating keeps); cost is the agency's
 cost of *every* sub-account's usage, rebilled or not (usage deltas, via the rollups their trigger keeps) — or,
-with "rebilled only", the cost of the usage that was rebilled. A period is read as its whole months from the
-monthly rollups and its edges from the daily ones: never the ledger, never the deltas.
+with "rebilled only", the cost of the usage that was rebilled. Agency-wide figures are read from the agency's daily
+rollups; per sub-account, a period is read as a few aligned spans of days (whole months, and ≤ 5 spans for each
+month it takes part of) from the span totals — or, for one product, its whole months from the monthly rollups and
+its edges from the daily ones: never the ledger, never the deltas.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import Sum
 
 from agencies.plans import Product
 from creditusage.models import (
+    AgencyCostDayRollup,
     AgencyDayRollup,
+    SubAccountCostSpanTotal,
     SubAccountMonthTotal,
+    SubAccountSpanTotal,
     UsageCostMonthRollup,
     UsageCostRollup,
     UsageMonthRollup,
@@ -122,10 +127,66 @@ def period_pieces(start: date, end: date) -> tuple[list[date], list[tuple[date, 
     return months, spans
 
 
-def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, params: list[Any],
-                with_revenue: bool = True) -> str:
-    """A UNION ALL of (subaccount_id, product, revenue, cost) rows whose sums are the period's figures (only the
-    provider-cost rows when not `with_revenue`)."""
+def period_spans(start: date, end: date) -> list[tuple[int, date]]:
+    """[start, end] as aligned spans (days, first day) of models.SPAN_DAYS: a whole month is one span of 32; the
+    days a range takes of a month are at most 9 spans (5 when they run to the month's end or from its start)."""
+    spans: list[tuple[int, date]] = []
+    months, day_spans = period_pieces(start, end)
+    spans += [(32, month) for month in months]
+    for first, final in day_spans:
+        while first <= final:  # month by month (a day span may run from one month into the next)
+            month_start, month_end = month_bounds(first)
+            # Offsets within the month's 32 slots; days past the month's end have no rows, so a span to its last
+            # day may run over them.
+            offset, last = first.day - 1, 31 if final >= month_end else final.day - 1
+            while offset < month_end.day and offset <= last:
+                days = next(d for d in (16, 8, 4, 2, 1) if offset % d == 0 and offset + d - 1 <= last)
+                spans.append((days, month_start + timedelta(days=offset)))
+                offset += days
+            first = month_end + timedelta(days=1)
+    return spans
+
+
+def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, top: int | None,
+                  only_ids: list[int] | None = None) -> list[tuple[int, Figures]]:
+    """Per sub-account, every product, read off the span totals: a few rows per sub-account for any range (by
+    revenue, then cost, at most `top`)."""
+    spans = period_spans(start, end)
+    if not spans:
+        return []
+    ids = only_ids if only_ids is not None else dashboard_filter.subaccount_ids
+    narrow = " AND subaccount_id = ANY(%s)" if ids else ""
+
+    def summed(table: str, columns: list[str], params: list[Any]) -> str:
+        # One index range per span (span_days, span_start): never a scan of the table.
+        selected = ", ".join(["subaccount_id", *columns])
+        part = f"SELECT {selected} FROM {table} WHERE span_days = %s AND span_start = %s{narrow}"  # noqa: S608
+        for days, first in spans:
+            params += [days, first, *([ids] if ids else [])]
+        sums = ", ".join(f"sum({column}) AS {column}" for column in columns)
+        return f"SELECT subaccount_id, {sums} FROM ({' UNION ALL '.join([part] * len(spans))}) s GROUP BY 1"  # noqa: S608
+
+    params: list[Any] = []
+    revenue_sql = summed(SubAccountSpanTotal._meta.db_table, ["revenue", "cost"], params)
+    limit = "" if top is None else f" LIMIT {int(top)}"
+    if dashboard_filter.rebilled_only:
+        sql = f"SELECT subaccount_id, revenue, cost FROM ({revenue_sql}) r ORDER BY 2 DESC, 3 DESC, 1{limit}"  # noqa: S608
+    else:
+        cost_sql = summed(SubAccountCostSpanTotal._meta.db_table, ["cost"], params)
+        sql = f"""
+            SELECT subaccount_id, coalesce(r.revenue, 0), coalesce(p.cost, 0)
+            FROM ({revenue_sql}) r FULL JOIN ({cost_sql}) p USING (subaccount_id)
+            ORDER BY 2 DESC, 3 DESC, 1{limit}"""  # noqa: S608 — only our own table names and an int
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Every sub-account's sums are hashed: in memory (~1.3 kB each), not spilled to disk in batches. LOCAL: for
+        # this transaction only (or the caller's, if it has one).
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql, params)
+        return [(subaccount_id, Figures(revenue=revenue, cost=cost)) for subaccount_id, revenue, cost in cursor]
+
+
+def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, params: list[Any]) -> str:
+    """A UNION ALL of (subaccount_id, product, revenue, cost) rows whose sums are the period's figures."""
     months, spans = period_pieces(start, end)
     narrow = ""
     narrow_params: list[Any] = []
@@ -137,9 +198,8 @@ def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, pa
         narrow_params.append(dashboard_filter.product)
     # Revenue rows carry the rebilled cost only when that is the cost asked for.
     revenue_cost = "cost" if dashboard_filter.rebilled_only else "0"
-    tables: list[tuple[type[models.Model], type[models.Model], str, str]] = []
-    if with_revenue:
-        tables.append((UsageMonthRollup, UsageRollup, "revenue", revenue_cost))
+    tables: list[tuple[type[models.Model], type[models.Model], str, str]] = [
+        (UsageMonthRollup, UsageRollup, "revenue", revenue_cost)]
     if not dashboard_filter.rebilled_only:
         tables.append((UsageCostMonthRollup, UsageCostRollup, "0", "cost"))
     parts = []
@@ -192,8 +252,8 @@ def _figures_by(*, start: date, end: date, dashboard_filter: DashboardFilter, to
 
 
 def _per_product(*, start: date, end: date, dashboard_filter: DashboardFilter) -> dict[str, Figures]:
-    """Per product. For the whole agency, revenue (and the rebilled cost) come from the agency-wide daily rollup
-    (~5 rows a day whatever the number of sub-accounts) and the provider cost is summed per product only."""
+    """Per product. For the whole agency, revenue (and the rebilled cost) and the provider cost come from the
+    agency-wide daily rollups (≤ 5 rows a day each, whatever the number of sub-accounts)."""
     if dashboard_filter.subaccount_ids:
         return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=0)[0]
     rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
@@ -204,12 +264,10 @@ def _per_product(*, start: date, end: date, dashboard_filter: DashboardFilter) -
     if dashboard_filter.rebilled_only:
         cost = {product: rebilled for product, (_, rebilled) in revenue.items()}
     else:
-        params: list[Any] = []
-        source = _source_sql(start=start, end=end, dashboard_filter=dashboard_filter, params=params,
-                             with_revenue=False)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT product, sum(cost) FROM ({source}) s GROUP BY product", params)  # noqa: S608
-            cost = dict(cursor.fetchall())
+        costs = AgencyCostDayRollup.objects.filter(day__gte=start, day__lte=end)
+        if dashboard_filter.product:
+            costs = costs.filter(product=dashboard_filter.product)
+        cost = dict(costs.order_by().values("product").annotate(total=Sum("cost")).values_list("product", "total"))
     return {product: Figures(revenue=revenue.get(product, (ZERO, ZERO))[0] or ZERO, cost=cost.get(product) or ZERO)
             for product in sorted(set(revenue) | set(cost))}
 
@@ -235,6 +293,8 @@ def _top_subaccounts(*, start: date, end: date, dashboard_filter: DashboardFilte
                                                                                               "total"))
             return [(subaccount_id, Figures(revenue=revenue, cost=costs.get(subaccount_id) or ZERO))
                     for subaccount_id, revenue, _ in rows]
+    if not dashboard_filter.product:
+        return _span_figures(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
     return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=top)[1]
 
 
@@ -252,8 +312,12 @@ def rebilling_dashboard(*, dashboard_filter: DashboardFilter, top: int | None = 
     ids = [subaccount_id for subaccount_id, _ in top_rows]
     before: dict[int, Figures] = {}
     if ids:
-        _, previous_rows = _figures_by(start=previous_start, end=previous_end, dashboard_filter=dashboard_filter,
-                                       top=None, only_ids=ids)
+        if dashboard_filter.product:
+            _, previous_rows = _figures_by(start=previous_start, end=previous_end,
+                                           dashboard_filter=dashboard_filter, top=None, only_ids=ids)
+        else:
+            previous_rows = _span_figures(start=previous_start, end=previous_end, dashboard_filter=dashboard_filter,
+                                          top=None, only_ids=ids)
         before = dict(previous_rows)
     names = dict(SubAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
     labels = dict(Product.choices)

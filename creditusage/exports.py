@@ -1,5 +1,5 @@
-"""CSV exports, streamed row by row: exact decimal strings (6 places), ISO dates, and no text cell that a
-spreadsheet would read as a formula."""
+"""CSV exports, streamed from `values_list` tuples read in chunks: exact decimal strings (6 places), ISO dates,
+and no text cell that a spreadsheet would read as a formula."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
+from agencies.plans import Product
 from agency_wallets.models import AgencyWalletEntry
-from creditusage.agency_wallet import agency_wallet_entry_description, agency_wallet_entry_reference
-from creditusage.selectors import MICRO, AgencyLine, Line
+from creditusage.agency_wallet import agency_wallet_reference
+from creditusage.selectors import MICRO, charge_reference, client_unit_price, usage_description, usage_profit
 from wallets.models import WalletEntry
 
 # A cell starting with one of these is a formula to Excel/LibreOffice/Sheets (OWASP "CSV injection").
@@ -62,15 +64,37 @@ CLIENT_HEADER = ["date", "type", "product", "description", "units", "unit_price"
                  "reference"]
 AGENCY_HEADER = [*CLIENT_HEADER, "agency_cost", "multiplier", "profit"]
 
+# Rows are read as tuples straight from the database (values_list, in chunks): no model instance per line.
+CHUNK_SIZE = 2000
+_ENTRY_KINDS = dict(WalletEntry.Kind.choices)
+_PRODUCTS = dict(Product.choices)
+_AGENCY_WALLET_KINDS = dict(AgencyWalletEntry.Kind.choices)
 
-def line_row(line: Line) -> list[str]:
-    row = [when_cell(line.created_at), text_cell(line.kind), text_cell(line.product), text_cell(line.description),
-           money_cell(line.units), money_cell(line.unit_price), money_cell(line.amount),
-           money_cell(line.balance_after), text_cell(line.reference)]
-    if isinstance(line, AgencyLine):
-        row += [money_cell(line.cost), "" if line.multiplier is None else f"{line.multiplier:f}",
-                money_cell(line.profit)]
-    return row
+
+def multiplier_cell(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:f}"
+
+
+def line_rows(*, entries: QuerySet[WalletEntry], for_agency: bool) -> Iterator[list[str]]:
+    """The CSV of See details (the client's columns; the agency's add cost, multiplier and profit)."""
+    values = entries.values_list("created_at", "kind", "product", "category", "day", "note", "units_delta",
+                                 "amount", "balance_after", "usage_delta_id", "charge_id",
+                                 "charge__payment_intent_id", "seq", "cost_delta", "multiplier")
+    for (created_at, kind, product, category, day, note, units, amount, balance_after, usage_delta_id, charge_id,
+         payment_intent_id, seq, cost, multiplier) in values.iterator(chunk_size=CHUNK_SIZE):
+        kind_label = _ENTRY_KINDS.get(kind, kind)
+        row = [when_cell(created_at), text_cell(kind_label), text_cell(_PRODUCTS.get(product, product)),
+               text_cell(usage_description(usage_delta_id=usage_delta_id, category=category, day=day, note=note,
+                                           kind_label=kind_label)),
+               money_cell(units),
+               money_cell(client_unit_price(usage_delta_id=usage_delta_id, units=units, amount=amount)),
+               money_cell(amount), money_cell(balance_after),
+               text_cell(charge_reference(charge_id=charge_id, payment_intent_id=payment_intent_id,
+                                          usage_delta_id=usage_delta_id, seq=seq))]
+        if for_agency:
+            row += [money_cell(cost), multiplier_cell(multiplier),
+                    money_cell(usage_profit(usage_delta_id=usage_delta_id, cost=cost, amount=amount))]
+        yield row
 
 
 RECONCILIATION_HEADER = ["subaccount_id", "subaccount", "seq", "created_at", "type", "category", "product", "day",
@@ -78,23 +102,33 @@ RECONCILIATION_HEADER = ["subaccount_id", "subaccount", "seq", "created_at", "ty
                          "provider_account", "charge_id", "payment_intent_id", "note"]
 
 
-def reconciliation_row(entry: WalletEntry) -> list[str]:
-    charge = entry.charge
-    return [str(entry.wallet.subaccount_id), text_cell(entry.wallet.subaccount.name), str(entry.seq),
-            when_cell(entry.created_at), entry.kind, text_cell(entry.category), entry.product, when_cell(entry.day),
-            money_cell(entry.units_delta), money_cell(entry.cost_delta),
-            "" if entry.multiplier is None else f"{entry.multiplier:f}", money_cell(entry.amount),
-            money_cell(entry.balance_after), text_cell(entry.provider_account),
-            "" if charge is None else str(charge.pk), "" if charge is None else text_cell(charge.payment_intent_id),
-            text_cell(entry.note)]
+def reconciliation_rows(entries: QuerySet[WalletEntry]) -> Iterator[list[str]]:
+    values = entries.values_list("wallet__subaccount_id", "wallet__subaccount__name", "seq", "created_at", "kind",
+                                 "category", "product", "day", "units_delta", "cost_delta", "multiplier", "amount",
+                                 "balance_after", "provider_account", "charge_id", "charge__payment_intent_id",
+                                 "note")
+    for (subaccount_id, name, seq, created_at, kind, category, product, day, units, cost, multiplier, amount,
+         balance_after, provider_account, charge_id, payment_intent_id, note) in values.iterator(
+            chunk_size=CHUNK_SIZE):
+        yield [str(subaccount_id), text_cell(name), str(seq), when_cell(created_at), kind, text_cell(category),
+               product, when_cell(day), money_cell(units), money_cell(cost), multiplier_cell(multiplier),
+               money_cell(amount), money_cell(balance_after), text_cell(provider_account),
+               "" if charge_id is None else str(charge_id),
+               "" if charge_id is None else text_cell(payment_intent_id or ""), text_cell(note)]
 
 
 AGENCY_WALLET_HEADER = ["seq", "date", "type", "description", "category", "usage_day", "units", "amount",
                         "balance_after", "reference", "note"]
 
 
-def agency_wallet_row(entry: AgencyWalletEntry) -> list[str]:
-    return [str(entry.seq), when_cell(entry.created_at), text_cell(entry.get_kind_display()),
-            text_cell(agency_wallet_entry_description(entry)), text_cell(entry.category), when_cell(entry.day),
-            money_cell(entry.units_delta), money_cell(entry.amount), money_cell(entry.balance_after),
-            text_cell(agency_wallet_entry_reference(entry)), text_cell(entry.note)]
+def agency_wallet_rows(entries: QuerySet[AgencyWalletEntry]) -> Iterator[list[str]]:
+    values = entries.values_list("seq", "created_at", "kind", "category", "day", "note", "units_delta", "amount",
+                                 "balance_after", "usage_delta_id")
+    for (seq, created_at, kind, category, day, note, units, amount, balance_after,
+         usage_delta_id) in values.iterator(chunk_size=CHUNK_SIZE):
+        kind_label = _AGENCY_WALLET_KINDS.get(kind, kind)
+        yield [str(seq), when_cell(created_at), text_cell(kind_label),
+               text_cell(usage_description(usage_delta_id=usage_delta_id, category=category, day=day, note=note,
+                                           kind_label=kind_label)),
+               text_cell(category), when_cell(day), money_cell(units), money_cell(amount), money_cell(balance_after),
+               text_cell(agency_wallet_reference(usage_delta_id=usage_delta_id, seq=seq)), text_cell(note)]

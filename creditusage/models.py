@@ -203,3 +203,65 @@ class UsageCostMonthRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.month:%Y-%m} {self.product}: {self.cost}"
+
+
+class AgencyCostDayRollup(models.Model):
+    """UsageCostRollup summed over every sub-account, per usage day and product: the agency-wide provider cost of
+    any range is ≤ 5 rows a day whatever the number of sub-accounts. Kept by the usage deltas' statement trigger
+    (migration 0008), in the same statement as the per-sub-account cost rollups."""
+
+    day = models.DateField()
+    product = models.CharField(max_length=20, choices=Product.choices)
+    units = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    deltas = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "product"]
+        constraints = [models.UniqueConstraint(fields=["day", "product"], name="one_agency_cost_day_rollup")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.product}: {self.cost}"
+
+
+# A span is an aligned block of a month's days: `days` consecutive days (1, 2, 4, 8, 16, or 32 for the whole month)
+# starting on a day-of-month offset that is a multiple of `days`. Any range of days is a few spans (one per whole
+# month, at most 5 for the days it takes of the month it starts in and 5 for the month it ends in; at most 9 inside
+# one month), so the per-sub-account figures of any range read a few rows per sub-account, never one per day.
+SPAN_DAYS = (1, 2, 4, 8, 16, 32)
+
+
+class SubAccountSpanTotal(models.Model):
+    """UsageRollup summed over products per sub-account and span: revenue and the rebilled usage's cost."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    span_start = models.DateField()
+    span_days = models.PositiveSmallIntegerField()
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["span_days", "span_start", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "subaccount"],
+                                               name="one_span_total", include=["revenue", "cost"])]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.revenue}"
+
+
+class SubAccountCostSpanTotal(models.Model):
+    """UsageCostRollup summed over products per sub-account and span: the provider cost of all its usage. Kept by
+    the usage deltas' statement trigger (migration 0008)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    span_start = models.DateField()
+    span_days = models.PositiveSmallIntegerField()
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["span_days", "span_start", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "subaccount"],
+                                               name="one_cost_span_total", include=["cost"])]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.cost}"

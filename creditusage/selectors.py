@@ -3,7 +3,6 @@ caller's agency schema; the client's rows never carry the agency's cost or multi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -168,31 +167,51 @@ def entry_totals(*, wallet: Wallet | None, entry_filter: EntryFilter) -> Totals:
 
 # --- what one line says -------------------------------------------------------------------------------------
 
+def usage_description(*, usage_delta_id: int | None, category: str, day: date | None, note: str,
+                      kind_label: str) -> str:
+    if usage_delta_id is not None:
+        return f"{category} usage on {day:%Y-%m-%d}" if day else category
+    return note or kind_label
+
+
 def entry_description(entry: WalletEntry) -> str:
-    if entry.usage_delta_id is not None:
-        return f"{entry.category} usage on {entry.day:%Y-%m-%d}" if entry.day else entry.category
-    return entry.note or entry.get_kind_display()
+    return usage_description(usage_delta_id=entry.usage_delta_id, category=entry.category, day=entry.day,
+                             note=entry.note, kind_label=entry.get_kind_display())
+
+
+def charge_reference(*, charge_id: int | None, payment_intent_id: str | None, usage_delta_id: int | None,
+                     seq: int) -> str:
+    if charge_id is not None:
+        return payment_intent_id or f"charge {charge_id}"
+    if usage_delta_id is not None:
+        return f"usage {usage_delta_id}"
+    return f"entry {seq}"
 
 
 def entry_reference(entry: WalletEntry) -> str:
-    if entry.charge_id is not None:
-        payment_intent = entry.charge.payment_intent_id if entry.charge else ""
-        return payment_intent or f"charge {entry.charge_id}"
-    if entry.usage_delta_id is not None:
-        return f"usage {entry.usage_delta_id}"
-    return f"entry {entry.seq}"
+    return charge_reference(charge_id=entry.charge_id,
+                            payment_intent_id=entry.charge.payment_intent_id if entry.charge else "",
+                            usage_delta_id=entry.usage_delta_id, seq=entry.seq)
+
+
+def client_unit_price(*, usage_delta_id: int | None, units: Decimal | None, amount: Decimal) -> Decimal | None:
+    if usage_delta_id is None or not units:
+        return None
+    return (-amount / units).quantize(MICRO)
 
 
 def entry_client_unit_price(entry: WalletEntry) -> Decimal | None:
-    if entry.usage_delta_id is None or not entry.units_delta:
+    return client_unit_price(usage_delta_id=entry.usage_delta_id, units=entry.units_delta, amount=entry.amount)
+
+
+def usage_profit(*, usage_delta_id: int | None, cost: Decimal | None, amount: Decimal) -> Decimal | None:
+    if usage_delta_id is None or cost is None:
         return None
-    return (-entry.amount / entry.units_delta).quantize(MICRO)
+    return -amount - cost
 
 
 def entry_profit(entry: WalletEntry) -> Decimal | None:
-    if entry.usage_delta_id is None or entry.cost_delta is None:
-        return None
-    return -entry.amount - entry.cost_delta
+    return usage_profit(usage_delta_id=entry.usage_delta_id, cost=entry.cost_delta, amount=entry.amount)
 
 
 @dataclass(frozen=True)
@@ -231,13 +250,6 @@ def agency_line(entry: WalletEntry) -> AgencyLine:
                       profit=entry_profit(entry))
 
 
-def lines_iter(*, entries: QuerySet[WalletEntry], for_agency: bool) -> Iterator[Line]:
-    """Every line of the filter, streamed from the database in chunks (a year of a busy client included)."""
-    make = agency_line if for_agency else client_line
-    for entry in entries.select_related("charge").iterator(chunk_size=2000):
-        yield make(entry)
-
-
 # --- daily chart (from the rollups: no ledger scan) ---------------------------------------------------------
 
 def daily_usage_by_product(*, subaccount_ids: list[int] | None, start: date, end: date,
@@ -271,7 +283,7 @@ def reconciliation_entries(*, start: date, end: date) -> QuerySet[WalletEntry]:
     """Every wallet entry of this agency created in [start, end] (UTC days), in ledger order."""
     return (WalletEntry.objects.filter(created_at__gte=day_start(start),
                                        created_at__lt=day_start(end + timedelta(days=1)))
-            .select_related("wallet__subaccount", "charge").order_by("wallet_id", "seq"))
+            .order_by("wallet_id", "seq"))
 
 
 def spend_alerts_recent(*, days: int = 7, today: date) -> QuerySet[SpendAlert]:

@@ -15,12 +15,14 @@ from django.utils import timezone
 
 from agencies.plans import PhoneProvider
 from creditusage.models import (
+    SPAN_DAYS,
     AgencyDayRollup,
     DetailsSharing,
     LedgerDayTotal,
     SpendAlert,
     SpendAlertPolicy,
     SubAccountMonthTotal,
+    SubAccountSpanTotal,
     UsageMonthRollup,
     UsageRollup,
 )
@@ -36,7 +38,8 @@ from wallets.models import Wallet, WalletEntry
 logger = logging.getLogger(__name__)
 
 # One statement for any number of wallets: the entries after each wallet's last counted seq, folded into every
-# rollup (usage per usage day and product, per month, per agency day; every entry per created day, product, sign).
+# rollup (usage per usage day and product, per month, per span of days, per agency day; every entry per created day,
+# product and sign).
 _ROLLUP_SQL = f"""
 WITH entries AS MATERIALIZED (
     SELECT w.subaccount_id, e.wallet_id, e.created_at, e.day, e.product, e.amount, e.units_delta, e.cost_delta,
@@ -67,6 +70,13 @@ WITH entries AS MATERIALIZED (
     SELECT subaccount_id, date_trunc('month', day)::date, sum(cost), sum(revenue) FROM new GROUP BY 1, 2
     ON CONFLICT (month, subaccount_id) DO UPDATE SET
         cost = t.cost + EXCLUDED.cost, revenue = t.revenue + EXCLUDED.revenue
+), span_totals AS (
+    INSERT INTO {SubAccountSpanTotal._meta.db_table} AS t (span_days, span_start, subaccount_id, revenue, cost)
+    SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
+           subaccount_id, sum(revenue), sum(cost)
+    FROM new CROSS JOIN unnest(%(span_days)s::int[]) AS s(days) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (span_days, span_start, subaccount_id) DO UPDATE SET
+        revenue = t.revenue + EXCLUDED.revenue, cost = t.cost + EXCLUDED.cost
 ), day_totals AS (
     INSERT INTO {LedgerDayTotal._meta.db_table} AS t
         (wallet_id, day, product, sign, entries, amount, usage_cost, usage_amount)
@@ -100,7 +110,8 @@ def entries_rollups_add(*, after_seqs: dict[int, int]) -> None:
     if not after_seqs:
         return
     wallet_ids = sorted(after_seqs)
-    params = {"wallet_ids": wallet_ids, "after_seqs": [after_seqs[wallet_id] for wallet_id in wallet_ids]}
+    params = {"wallet_ids": wallet_ids, "after_seqs": [after_seqs[wallet_id] for wallet_id in wallet_ids],
+              "span_days": list(SPAN_DAYS)}
     with connection.cursor() as cursor:
         cursor.execute(_ROLLUP_SQL, params)
 

@@ -22,6 +22,7 @@ from creditusage.agency_wallet import (
     agency_wallet_entry_reference,
     agency_wallet_of_current_agency,
     agency_wallet_page,
+    agency_wallet_totals,
 )
 from creditusage.charts import daily_stacked_svg
 from creditusage.dashboard import rebilling_dashboard as rebilling_dashboard_read
@@ -30,11 +31,11 @@ from creditusage.exports import (
     AGENCY_WALLET_HEADER,
     CLIENT_HEADER,
     RECONCILIATION_HEADER,
-    agency_wallet_row,
+    agency_wallet_rows,
     csv_response,
-    line_row,
+    line_rows,
     money_cell,
-    reconciliation_row,
+    reconciliation_rows,
     text_cell,
 )
 from creditusage.forms import (
@@ -72,10 +73,9 @@ def _details(request: HttpRequest, subaccount: SubAccount, *, for_agency: bool, 
     wallet = selectors.wallet_of(subaccount=subaccount)
     entries = selectors.wallet_entries_filtered(wallet=wallet, entry_filter=entry_filter)
     if request.GET.get("format") == "csv":
-        make = selectors.agency_line if for_agency else selectors.client_line
-        rows = (line_row(make(entry)) for entry in entries.select_related("charge").iterator(chunk_size=2000))
         return csv_response(filename=f"transactions-{subaccount.pk}.csv",
-                            header=AGENCY_HEADER if for_agency else CLIENT_HEADER, rows=rows)
+                            header=AGENCY_HEADER if for_agency else CLIENT_HEADER,
+                            rows=line_rows(entries=entries, for_agency=for_agency))
     page = selectors.wallet_entries_page(entries=entries, after=form.cleaned_data.get("after") if form.is_bound
                                          else None)
     make = selectors.agency_line if for_agency else selectors.client_line
@@ -158,9 +158,8 @@ def reconciliation_export(request: HttpRequest) -> HttpResponseBase:
     today = timezone.now().date()
     month = (form.cleaned_data.get("month") if form.is_bound else None) or (today.replace(day=1) - timedelta(days=1))
     start, end = selectors.month_bounds(month)
-    rows = (reconciliation_row(entry) for entry in
-            selectors.reconciliation_entries(start=start, end=end).iterator(chunk_size=2000))
-    return csv_response(filename=f"reconciliation-{start:%Y-%m}.csv", header=RECONCILIATION_HEADER, rows=rows)
+    return csv_response(filename=f"reconciliation-{start:%Y-%m}.csv", header=RECONCILIATION_HEADER,
+                        rows=reconciliation_rows(selectors.reconciliation_entries(start=start, end=end)))
 
 
 
@@ -202,7 +201,7 @@ def agency_wallet_details(request: HttpRequest) -> HttpResponseBase:
     entries = agency_wallet_entries(wallet_filter=form.wallet_filter())
     if request.GET.get("format") == "csv":
         return csv_response(filename="platform-wallet.csv", header=AGENCY_WALLET_HEADER,
-                            rows=(agency_wallet_row(entry) for entry in entries.iterator(chunk_size=2000)))
+                            rows=agency_wallet_rows(entries))
     page = agency_wallet_page(entries=entries, after=form.cleaned_data.get("after") if form.is_bound else None)
     query = request.GET.copy()
     query.pop("after", None)
@@ -211,7 +210,7 @@ def agency_wallet_details(request: HttpRequest) -> HttpResponseBase:
     if page.next_after is not None:
         next_query["after"] = str(page.next_after)
     return render(request, "creditusage/agency_wallet.html", {
-        "form": form, "wallet": agency_wallet_of_current_agency(),
+        "form": form, "wallet": agency_wallet_of_current_agency(), "totals": agency_wallet_totals(entries=entries),
         "lines": [(entry, agency_wallet_entry_description(entry), agency_wallet_entry_reference(entry))
                   for entry in page.entries],
         "csv_query": (query.urlencode() + "&" if query else "") + "format=csv",

@@ -7,6 +7,9 @@ deltas whatever the statistics say."""
 
 from django.db import migrations
 
+# The lines a statement's new deltas name, and no other (an index lookup whatever the cached plan).
+LINES_OF_NEW_DELTAS = "l.id = ANY (ARRAY(SELECT line_id FROM new_deltas))"
+
 FUNCTION = """
 CREATE OR REPLACE FUNCTION creditusage_cost_rollup() RETURNS trigger LANGUAGE plpgsql
     SET search_path FROM CURRENT SET enable_seqscan = off AS $$
@@ -41,6 +44,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL(FUNCTION % {"lines": "l.id = ANY (ARRAY(SELECT line_id FROM new_deltas))"},
-                          FUNCTION % {"lines": "true"}),
+        migrations.RunSQL(FUNCTION % {"lines": LINES_OF_NEW_DELTAS}, FUNCTION % {"lines": "true"}),
     ]

@@ -5,14 +5,18 @@ back through the platform-account endpoint."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from agency_wallets.charging import agency_charge_execute, agency_wallet_recharge_start
-from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet
+from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet, AgencyWalletEntry
 from devservices.localstripe_server import recorded_requests, register_webhook, unregister_webhook
 from stripe_connect.models import WebhookEvent
 from tests.agency_wallets.helpers import agency_wallet_at, agency_wallets_truncate
@@ -121,3 +125,36 @@ def test_agency_admin_confirms_a_recharge_its_bank_held(page, live_server_url, b
         charge = AgencyCharge.objects.get(pk=agency_recharge_held_by_the_bank.pk)
         assert charge.status == AgencyCharge.Status.SUCCEEDED
         assert charge.entries.count() == 1
+
+
+def test_agency_admin_reads_its_platform_wallet_totals_for_a_filter(page, live_server_url, browser_agency,
+                                                                    agency_wallet_in_debt, django_db_blocker):
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        balance = agency_wallet_in_debt.balance
+        for seq, amount in ((2, Decimal("10.00")), (3, Decimal("-1.25"))):
+            balance += amount
+            AgencyWalletEntry.objects.create(wallet=agency_wallet_in_debt, seq=seq, amount=amount,
+                                             kind=AgencyWalletEntry.Kind.ADJUSTMENT, balance_after=balance,
+                                             note=f"adjustment {seq}")
+        AgencyWallet.objects.filter(pk=agency_wallet_in_debt.pk).update(balance=balance)
+    base = live_server_url.format(host=browser_agency.domains.get(is_primary=True).domain)
+    page.goto(f"{base}/agency/settings/billing/platform-wallet/")
+    sign_in(page, base, f"admin@{browser_agency.slug}.test", ADMIN_PASSWORD)
+    page.goto(f"{base}/agency/settings/billing/platform-wallet/")
+    expect(page.get_by_test_id("platform-balance")).to_have_text("$6.25")
+    # every entry: the totals of the filter equal the sum of its rows
+    expect(page.get_by_test_id("total-count")).to_have_text("3")
+    expect(page.get_by_test_id("total-credits")).to_have_text("$10.00")
+    expect(page.get_by_test_id("total-debits")).to_have_text("$-3.75")
+    expect(page.get_by_test_id("total-net")).to_have_text("$6.25")
+    screenshots = Path(__file__).resolve().parents[2] / ".run" / "screenshots" / "usage_details"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshots / "07-platform-wallet-totals.png"), full_page=True)
+    # a date range with nothing in it: zero totals, no rows
+    tomorrow = timezone.now().date() + timedelta(days=1)
+    page.get_by_label("From").fill(tomorrow.isoformat())
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("total-count")).to_have_text("0")
+    expect(page.get_by_test_id("total-net")).to_have_text("$0.00")
+    expect(page.get_by_text("No transactions match this filter.")).to_be_visible()

@@ -15,6 +15,7 @@ from creditusage.models import (
     AgencyDayRollup,
     LedgerDayTotal,
     SubAccountMonthTotal,
+    SubAccountSpanTotal,
     UsageMonthRollup,
     UsageRollup,
 )
@@ -113,6 +114,17 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
         c, r = summed_totals.get((subaccount_id, month), (0, 0))
         summed_totals[(subaccount_id, month)] = (c + cost, r + revenue)
     assert months == summed_months and agency_days == summed_days and month_totals == summed_totals
+    # and the per-sub-account span totals (any range's figures) equal the daily ones summed per span
+    summed_spans: dict = {}
+    for subaccount_id, day, _, _, cost, revenue, _ in rollups:
+        for days in (1, 2, 4, 8, 16, 32):
+            key = (days, day.replace(day=(day.day - 1) // days * days + 1), subaccount_id)
+            c, r = summed_spans.get(key, (0, 0))
+            summed_spans[key] = (c + cost, r + revenue)
+    with tenant_context(world.a.agency):
+        span_totals = {(r.span_days, r.span_start, r.subaccount_id): (r.cost, r.revenue)
+                       for r in SubAccountSpanTotal.objects.all()}
+    assert len(span_totals) > len(rollups) / 6 and span_totals == summed_spans
     assert any(row[3] > 0 for row in day_totals)
     assert day_totals == [tuple(row) for row in from_ledger]
 

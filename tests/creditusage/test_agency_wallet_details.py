@@ -89,3 +89,37 @@ def test_each_agency_sees_only_its_own_wallet_and_only_its_admins(world, billed)
         browser = client_for(world.a, user)
         assert browser.get(URL).status_code == 404 and browser.get(URL + "?format=csv").status_code == 404
 
+
+
+def _totals(html: str) -> tuple[int, Decimal, Decimal, Decimal]:
+    count = re.search(r'data-testid="total-count">(\d+)<', html)
+    values = {name: re.search(rf'data-testid="total-{name}" data-value="(-?[\d.]+)"', html)
+              for name in ("credits", "debits", "net")}
+    assert count is not None and all(values.values()), html
+    return (int(count.group(1)), *(Decimal(values[name].group(1)) for name in ("credits", "debits", "net")))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("query", ["", "kind=usage_credit", "kind=usage_debit", "start={today}&end={today}",
+                                   "start={tomorrow}"])
+def test_totals_for_the_filter_equal_the_sum_of_its_rows(world, billed, query):
+    """Over every row the filter selects (more than one page), not the page shown; independently summed from
+    the ledger too."""
+    today = timezone.now().date()
+    query = query.format(today=today, tomorrow=today + timedelta(days=1))
+    browser = client_for(world.a, world.a.admin)
+    count, credits, debits, net = _totals(browser.get(f"{URL}?{query}").content.decode())
+    rows = parse_csv(browser.get(f"{URL}?{query}&format=csv"))
+    amounts = [Decimal(r["amount"]) for r in rows]
+    assert count == len(rows)
+    assert credits == sum((a for a in amounts if a > 0), Decimal(0))
+    assert debits == sum((a for a in amounts if a < 0), Decimal(0))
+    assert net == credits + debits == sum(amounts, Decimal(0))
+    entries = billed.entries.all()
+    if "kind=" in query:
+        entries = entries.filter(kind=query.split("=")[1])
+    if "start=" in query:
+        entries = entries.filter(created_at__date=today) if "end=" in query else entries.none()
+    ledger = list(entries.values_list("amount", flat=True))
+    assert (count, net) == (len(ledger), sum(ledger, Decimal(0)))
+    if query == "":
+        assert count > 50 and net == billed.balance  # the whole ledger, more than the first page

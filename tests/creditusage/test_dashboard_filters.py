@@ -10,10 +10,24 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agencies.plans import PhoneProvider, Product
-from creditusage.dashboard import DashboardFilter, period_pieces, previous_period, rebilling_dashboard
-from creditusage.models import UsageCostMonthRollup, UsageCostRollup
+from creditusage.dashboard import (
+    DashboardFilter,
+    period_pieces,
+    period_spans,
+    previous_period,
+    rebilling_dashboard,
+)
+from creditusage.models import (
+    SPAN_DAYS,
+    AgencyCostDayRollup,
+    SubAccountCostSpanTotal,
+    UsageCostMonthRollup,
+    UsageCostRollup,
+)
 from phone.models import SubAccountProvider, UsageDelta
 from tests.billing.fixtures import ACCT_A, ACCT_B
 from tests.conftest import client_for
@@ -201,8 +215,75 @@ def test_cost_rollups_equal_the_deltas_whatever_writes_them(world, db):
             "subaccount_id", "day", "product", "units", "cost", "deltas")) == by_day
         assert list(UsageCostMonthRollup.objects.order_by("subaccount_id", "month", "product").values_list(
             "subaccount_id", "month", "product", "units", "cost", "deltas")) == by_month
+        # the agency-wide daily cost and the per-sub-account span totals, summed here from the deltas
+        agency_days: dict = {}
+        spans: dict = {}
+        for subaccount_id, day, product, units, cost, deltas in by_day:
+            u, c, n = agency_days.get((day, product), (0, 0, 0))
+            agency_days[(day, product)] = (u + units, c + cost, n + deltas)
+            for key in span_keys(day):
+                spans[(*key, subaccount_id)] = spans.get((*key, subaccount_id), 0) + cost
+        assert {(r.day, r.product): (r.units, r.cost, r.deltas)
+                for r in AgencyCostDayRollup.objects.all()} == agency_days
+        assert {(r.span_days, r.span_start, r.subaccount_id): r.cost
+                for r in SubAccountCostSpanTotal.objects.all()} == spans
     with tenant_context(world.b.agency):
         assert not UsageCostRollup.objects.exists()
+
+
+def span_keys(day: date) -> list[tuple[int, date]]:
+    """The spans (length, first day) a usage day counts in, worked out independently of the SQL."""
+    return [(days, day.replace(day=(day.day - 1) // days * days + 1)) for days in SPAN_DAYS]
+
+
+@given(start=st.dates(min_value=date(2024, 1, 1), max_value=date(2027, 12, 31)), length=st.integers(0, 400))
+def test_a_period_is_its_spans_each_day_once(start, length):
+    end = start + timedelta(days=length)
+    spans = period_spans(start, end)
+    covered = [first + timedelta(days=n) for days, first in spans for n in range(days)
+               if (first + timedelta(days=n)).month == first.month]  # a span may run past its month's end
+    assert sorted(covered) == [start + timedelta(days=n) for n in range(length + 1)]
+    assert all(first.replace(day=1) + timedelta(days=(first.day - 1) // days * days) == first for days, first in spans)
+    assert len([s for s in spans if s[0] < 32]) <= 10
+
+
+def test_random_ranges_per_sub_account_equal_the_ledger_and_the_totals_their_sum(world, connected, raw_stripe):
+    """Ranges of every shape (inside a month, across months, whole months, to a month's end) over random usage: each
+    sub-account's revenue and cost read off the span totals equal the ledger and the deltas; the agency totals, read
+    off the agency-wide daily rollups, equal the sum of the rows."""
+    rng = random.Random(5)
+    today = timezone.now().date()
+    with tenant_context(world.a.agency):
+        rebilled, plain = world.a.subaccounts
+        rebill(rebilled, account_id=ACCT_A, raw=raw_stripe, switched_on_at=timezone.now() - timedelta(days=1))
+        _not_rebilled(plain, "AC" + "9" * 32)
+        for _ in range(60):
+            add_delta(rng.choice([rebilled, plain]), Decimal(rng.randint(-30_000, 3_000_000)) / 1_000_000,
+                      product=rng.choice(list(Product)), day=today - timedelta(days=rng.randint(0, 100)),
+                      units=str(rng.randint(1, 9)))
+        wallet_rate(subaccount_id=rebilled.pk)
+        for _ in range(12):
+            end = today - timedelta(days=rng.randint(0, 40))
+            start = end - timedelta(days=rng.randint(0, 60))
+            for rebilled_only in (False, True):
+                dashboard = rebilling_dashboard(dashboard_filter=DashboardFilter(
+                    start=start, end=end, rebilled_only=rebilled_only), top=None)
+                rows = {row.subaccount_id: row for row in dashboard.per_subaccount}
+                for subaccount in (rebilled, plain):
+                    row = rows.get(subaccount.pk)
+                    expected_cost = (_sql_one(
+                        "SELECT sum(e.cost_delta) FROM wallets_walletentry e JOIN wallets_wallet w"
+                        " ON w.id = e.wallet_id WHERE e.usage_delta_id IS NOT NULL AND e.day BETWEEN %s AND %s"
+                        " AND w.subaccount_id = %s", [start, end, subaccount.pk])
+                        if rebilled_only else all_cost(start, end, subaccount.pk))
+                    assert (row.current.revenue if row else 0) == revenue(start, end, subaccount.pk), (start, end)
+                    assert (row.current.cost if row else 0) == expected_cost, (start, end, rebilled_only)
+                    previous_start, previous_end = previous_period(start, end)
+                    if row:
+                        assert row.previous.revenue == revenue(previous_start, previous_end, subaccount.pk)
+                assert dashboard.total.revenue == sum((r.current.revenue for r in rows.values()), Decimal(0))
+                assert dashboard.total.cost == sum((r.current.cost for r in rows.values()), Decimal(0))
+                assert dashboard.total.cost == (rebilled_cost(start, end) if rebilled_only else all_cost(start, end))
 
 
 def test_periods():

@@ -33,6 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rebill.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("DJANGO_DEBUG", "false")  # DEBUG keeps every query: not what production runs
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     with scratch_database("rebill_bench_pages"):
         return _run(subaccounts=args.subaccounts, requests=args.requests)

@@ -229,7 +229,8 @@ def test_account_errors_name_the_account(accounts: str) -> None:
     other = "AC" + "9" * 32
     with pytest.raises(AccountNotFound) as missing:
         check_credentials(account_sid=other, auth_sid=MASTER, auth_token=MASTER_TOKEN, base_url=accounts)
-    assert missing.value.status == 404 and missing.value.code and str(missing.value).startswith(f"account {other}: Twilio answered 404")
+    assert missing.value.status == 404 and missing.value.code
+    assert str(missing.value).startswith(f"account {other}: Twilio answered 404")
 
 
 def test_the_account_currency_is_lowercase(accounts: str) -> None:

@@ -3,10 +3,14 @@ errors say. The HTTP cases run against the fake Twilio process with the real SDK
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -313,3 +317,57 @@ def test_a_refused_subaccount_creation_names_the_master(accounts: str) -> None:
     with pytest.raises(UsageFetchError) as nested:
         create_subaccount(friendly_name="x", auth_sid=SUB, auth_token=SUB_TOKEN, base_url=accounts)
     assert nested.value.status == 403 and str(nested.value).startswith(f"new subaccount of {SUB}: ")
+
+
+def read_account(name: str, base_url: str, **kwargs: object) -> object:
+    reader = {"check_credentials": check_credentials, "account_currency": account_currency}[name]
+    return reader(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, base_url=base_url,  # type: ignore[operator]
+                  **kwargs)
+
+
+@pytest.mark.parametrize("name", ["check_credentials", "account_currency"])
+def test_account_reads_give_up_after_the_given_timeout_and_follow_the_given_policy(accounts: str, name: str) -> None:
+    ft.inject_fault(accounts, SUB, "sleep", seconds=0.6, count=1)
+    read_account(name, accounts, timeout=0.3, retry=RetryPolicy(max_attempts=2, backoff=0.001))
+    assert len(ft.request_log(accounts, SUB)) == 2  # the slow answer was not waited for
+    ft.clear_request_log(accounts)
+    ft.inject_fault(accounts, SUB, "status", status=503, count=1)
+    with pytest.raises(UsageFetchError) as info:
+        read_account(name, accounts, retry=RetryPolicy(max_attempts=1))
+    assert info.value.status == 503 and len(ft.request_log(accounts, SUB)) == 1
+
+
+def test_a_refused_balance_read_names_the_account(accounts: str) -> None:
+    with pytest.raises(CredentialsInvalid) as info:
+        account_currency(account_sid=SUB, auth_sid=MASTER, auth_token="wrong", base_url=accounts)
+    assert str(info.value).startswith(f"balance of {SUB}: Twilio answered 401 (code 20003)")
+
+
+class _BalanceWithoutCurrency(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.dumps({"account_sid": SUB, "balance": "1.00", "currency": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def twilio_without_currency() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BalanceWithoutCurrency)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_balance_without_a_currency_gives_no_currency(twilio_without_currency: str) -> None:
+    assert account_currency(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN,
+                            base_url=twilio_without_currency) == ""

@@ -102,8 +102,31 @@ def test_parents_and_shapeless_records_are_not_billed(caplog: pytest.LogCaptureF
     assert parse_usage_record(["not", "a", "dict"], SID) is None
     assert parse_usage_record(raw(category=7), SID) is None
     assert parse_usage_record(raw(category=...), SID) is None
-    assert len(caplog.records) == 3
-    assert all(r.levelno == logging.WARNING and SID in r.getMessage() for r in caplog.records)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"Twilio usage of {SID}: skipped a record that is not an object"),
+        (logging.WARNING, f"Twilio usage of {SID}: skipped a record without a category"),
+        (logging.WARNING, f"Twilio usage of {SID}: skipped a record without a category"),
+    ]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("price", "abc", "price 'abc' is not a number"),
+    ("usage", "Infinity", "usage 'Infinity' is not finite"),
+    ("usage", ..., "usage is NoneType"),
+    ("count", 1.5, "count is float"),
+    ("count", "-2", "count '-2' is negative"),
+    ("end_date", "2026-11-21", "start_date 2026-11-20 != end_date 2026-11-21"),
+])
+def test_a_skipped_record_warning_says_which_field_is_wrong_and_why(
+        caplog: pytest.LogCaptureFixture, field: str, value: object, reason: str) -> None:
+    caplog.set_level(logging.WARNING, logger="phone.usage_client")
+    assert parse_usage_record(raw(**{field: value}), SID) is None
+    [record] = caplog.records
+    assert record.getMessage().endswith(f": {reason}")
+
+
+def test_twilio_usage_unit_is_kept_over_ours() -> None:
+    assert parse_usage_record(raw(usage_unit="seconds"), SID).usage_unit == "seconds"  # type: ignore[union-attr]
 
 
 def test_a_malformed_record_warning_names_the_account_category_and_day(caplog: pytest.LogCaptureFixture) -> None:
@@ -343,9 +366,16 @@ def test_a_refused_balance_read_names_the_account(accounts: str) -> None:
     assert str(info.value).startswith(f"balance of {SUB}: Twilio answered 401 (code 20003)")
 
 
-class _BalanceWithoutCurrency(BaseHTTPRequestHandler):
+class _TwilioWithBlanks(BaseHTTPRequestHandler):
+    """Twilio answers that leave optional fields out: a balance without a currency, an account without a name
+    or an owner."""
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = json.dumps({"account_sid": SUB, "balance": "1.00", "currency": None}).encode()
+        if self.path.split("?")[0].endswith("/Balance.json"):
+            answer: dict[str, object] = {"account_sid": SUB, "balance": "1.00", "currency": None}
+        else:
+            answer = {"sid": SUB, "friendly_name": None, "status": "active", "owner_account_sid": None}
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -357,8 +387,8 @@ class _BalanceWithoutCurrency(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def twilio_without_currency() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BalanceWithoutCurrency)
+def twilio_with_blanks() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TwilioWithBlanks)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -368,6 +398,11 @@ def twilio_without_currency() -> Iterator[str]:
         server.server_close()
 
 
-def test_a_balance_without_a_currency_gives_no_currency(twilio_without_currency: str) -> None:
+def test_a_balance_without_a_currency_gives_no_currency(twilio_with_blanks: str) -> None:
     assert account_currency(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN,
-                            base_url=twilio_without_currency) == ""
+                            base_url=twilio_with_blanks) == ""
+
+
+def test_an_account_without_a_name_or_owner_is_its_own_owner_with_no_name(twilio_with_blanks: str) -> None:
+    info = check_credentials(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, base_url=twilio_with_blanks)
+    assert (info.sid, info.friendly_name, info.status, info.owner_account_sid) == (SUB, "", "active", SUB)

@@ -122,7 +122,8 @@ def test_a_skipped_record_warning_says_which_field_is_wrong_and_why(
     caplog.set_level(logging.WARNING, logger="phone.usage_client")
     assert parse_usage_record(raw(**{field: value}), SID) is None
     [record] = caplog.records
-    assert record.getMessage().endswith(f": {reason}")
+    skipped = f"Twilio usage of {SID}: skipped malformed calls-outbound record on '2026-11-20'"
+    assert record.getMessage() == f"{skipped}: {reason}"
 
 
 def test_twilio_usage_unit_is_kept_over_ours() -> None:

@@ -275,9 +275,9 @@ def test_a_new_subaccount_belongs_to_the_master_that_created_it(accounts: str) -
 
 def test_page_size_and_day_order_are_checked_before_any_request(accounts: str) -> None:
     for bad in (0, 1001):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="^page_size must be between 1 and 1000$"):
             fetch(accounts, page_size=bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^start is after end$"):
         fetch(accounts, start=DAY, end=DAY - timedelta(days=1))
     assert len(fetch(accounts, page_size=1)) == 1 and len(fetch(accounts, page_size=1000)) == 1
 
@@ -368,15 +368,20 @@ def test_a_refused_balance_read_names_the_account(accounts: str) -> None:
 
 
 class _TwilioWithBlanks(BaseHTTPRequestHandler):
-    """Twilio answers that leave optional fields out: a balance without a currency, an account without a name
-    or an owner."""
+    """Twilio answers the fake never gives: a balance without a currency, an account without a name or an
+    owner, a usage page that is not JSON (a proxy's maintenance page)."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0].endswith("/Daily.json"):
+            self._answer(b"<html>maintenance</html>")
+            return
         if self.path.split("?")[0].endswith("/Balance.json"):
             answer: dict[str, object] = {"account_sid": SUB, "balance": "1.00", "currency": None}
         else:
             answer = {"sid": SUB, "friendly_name": None, "status": "active", "owner_account_sid": None}
-        body = json.dumps(answer).encode()
+        self._answer(json.dumps(answer).encode())
+
+    def _answer(self, body: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -407,3 +412,9 @@ def test_a_balance_without_a_currency_gives_no_currency(twilio_with_blanks: str)
 def test_an_account_without_a_name_or_owner_is_its_own_owner_with_no_name(twilio_with_blanks: str) -> None:
     info = check_credentials(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, base_url=twilio_with_blanks)
     assert (info.sid, info.friendly_name, info.status, info.owner_account_sid) == (SUB, "", "active", SUB)
+
+
+def test_a_usage_page_that_is_not_json_is_an_unreadable_page(twilio_with_blanks: str) -> None:
+    with pytest.raises(UsageFetchError) as info:
+        fetch(twilio_with_blanks)
+    assert str(info.value) == f"usage of {SUB}: unreadable page (JSONDecodeError)"

@@ -418,3 +418,23 @@ def test_a_usage_page_that_is_not_json_is_an_unreadable_page(twilio_with_blanks:
     with pytest.raises(UsageFetchError) as info:
         fetch(twilio_with_blanks)
     assert str(info.value) == f"usage of {SUB}: unreadable page (JSONDecodeError)"
+
+
+def test_a_failure_on_a_later_page_names_the_account(accounts: str) -> None:
+    ft.set_usage(accounts, SUB, [{"category": c, "date": DAY, "count": 1, "usage": 1, "price": "0.01"}
+                                 for c in ("calls-outbound", "sms-outbound-longcode", "mms-inbound")])
+    records = fetch_daily_usage(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, start=DAY, end=DAY,
+                                base_url=accounts, page_size=1, retry=RetryPolicy(max_attempts=1))
+    next(records)
+    ft.inject_fault(accounts, SUB, "status", status=503, count=10)
+    with pytest.raises(UsageFetchError) as info:
+        list(records)
+    assert str(info.value).startswith(f"usage of {SUB}: Twilio answered 503")
+
+
+def test_a_timeout_error_names_the_path_without_the_query(accounts: str) -> None:
+    ft.inject_fault(accounts, SUB, "sleep", seconds=0.6, count=2)
+    with pytest.raises(UsageFetchError) as info:
+        fetch(accounts, timeout=0.2, retry=RetryPolicy(max_attempts=2, backoff=0.001))
+    path = f"{accounts}/2010-04-01/Accounts/{SUB}/Usage/Records/Daily.json"
+    assert str(info.value) == f"GET {path} failed after 2 attempt(s): ReadTimeout"

@@ -438,3 +438,17 @@ def test_a_timeout_error_names_the_path_without_the_query(accounts: str) -> None
         fetch(accounts, timeout=0.2, retry=RetryPolicy(max_attempts=2, backoff=0.001))
     path = f"{accounts}/2010-04-01/Accounts/{SUB}/Usage/Records/Daily.json"
     assert str(info.value) == f"GET {path} failed after 2 attempt(s): ReadTimeout"
+
+
+def test_a_timeout_on_a_later_page_names_its_path_without_the_query(accounts: str) -> None:
+    ft.set_usage(accounts, SUB, [{"category": c, "date": DAY, "count": 1, "usage": 1, "price": "0.01"}
+                                 for c in ("calls-outbound", "sms-outbound-longcode", "mms-inbound")])
+    records = fetch_daily_usage(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, start=DAY, end=DAY,
+                                base_url=accounts, page_size=1, timeout=0.2,
+                                retry=RetryPolicy(max_attempts=2, backoff=0.001))
+    next(records)
+    ft.inject_fault(accounts, SUB, "sleep", seconds=0.6, count=2)
+    with pytest.raises(UsageFetchError) as info:
+        list(records)
+    path = f"{accounts}/2010-04-01/Accounts/{SUB}/Usage/Records/Daily.json"
+    assert str(info.value) == f"GET {path} failed after 2 attempt(s): ReadTimeout"

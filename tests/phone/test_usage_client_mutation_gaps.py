@@ -452,3 +452,16 @@ def test_a_timeout_on_a_later_page_names_its_path_without_the_query(accounts: st
         list(records)
     path = f"{accounts}/2010-04-01/Accounts/{SUB}/Usage/Records/Daily.json"
     assert str(info.value) == f"GET {path} failed after 2 attempt(s): ReadTimeout"
+
+
+def test_each_retry_is_logged_with_its_path_reason_attempt_and_delay(
+        accounts: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="phone.usage_client")
+    ft.inject_fault(accounts, SUB, "sleep", seconds=0.6, count=1)
+    ft.inject_fault(accounts, SUB, "status", status=503, count=1)
+    fetch(accounts, timeout=0.3, retry=RetryPolicy(max_attempts=3, backoff=0.25))
+    path = f"{accounts}/2010-04-01/Accounts/{SUB}/Usage/Records/Daily.json"
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"Twilio GET {path}: ReadTimeout, retry 1 in 0.25s",
+        f"Twilio GET {path} answered 503, retry 2 in 0.50s",
+    ]

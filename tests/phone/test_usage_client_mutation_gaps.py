@@ -263,6 +263,9 @@ def test_account_errors_name_the_account(accounts: str) -> None:
 
 def test_the_account_currency_is_lowercase(accounts: str) -> None:
     assert account_currency(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN, base_url=accounts) == "usd"
+    # A base address written with a trailing slash works the same.
+    assert account_currency(account_sid=SUB, auth_sid=MASTER, auth_token=MASTER_TOKEN,
+                            base_url=accounts + "/") == "usd"
 
 
 def test_a_new_subaccount_belongs_to_the_master_that_created_it(accounts: str) -> None:

@@ -243,7 +243,7 @@ def test_a_status_change_refused_by_twilio_names_the_account(accounts: str) -> N
 
 
 def test_an_unknown_status_is_refused_before_any_request(accounts: str) -> None:
-    with pytest.raises(ValueError, match="status must be 'active' or 'suspended'"):
+    with pytest.raises(ValueError, match="^status must be 'active' or 'suspended'$"):
         set_account_status(account_sid=SUB, status="closed", auth_sid=MASTER,  # type: ignore[arg-type]
                            auth_token=MASTER_TOKEN, base_url=accounts)
     assert ft.request_log(accounts, SUB) == []

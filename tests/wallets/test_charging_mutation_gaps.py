@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from stripe_connect.models import ConnectedAccount
-from tests.billing.fixtures import ACCT_A
+from tests.billing.fixtures import ACCT_A, on
 from tests.wallets.helpers import rebill
 from wallets.models import Charge
 from wallets.services import RechargeRefused, charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start
@@ -91,6 +91,9 @@ def test_a_confirmation_is_refused_once_the_agency_connected_another_stripe_acco
         wallet_adjust(wallet=wallet, amount=Decimal("2"), note="start", by="t")
         charge = charge_execute(charge_id=wallet_recharge_start(wallet_id=wallet.pk).pk)
         assert charge.failure_code == "authentication_required"
+        # (its PaymentIntent names our charge and the wallet it credits)
+        intent = raw_stripe.v1.payment_intents.retrieve(charge.payment_intent_id, options=on(ACCT_A))
+        assert intent.metadata.to_dict() == {"rebill_charge": charge.idempotency_key, "rebill_wallet": str(wallet.pk)}
         assert charge_confirmation_secret(charge=charge).startswith(charge.payment_intent_id + "_secret_")
 
         # when the agency connects another Stripe account

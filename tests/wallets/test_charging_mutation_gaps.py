@@ -11,11 +11,19 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from billing.models import BillingProfile
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
 from tests.wallets.helpers import rebill
 from wallets.models import Charge
-from wallets.services import RechargeRefused, charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start
+from wallets.services import (
+    RechargeRefused,
+    charge_execute,
+    wallet_add_balance_start,
+    wallet_adjust,
+    wallet_ensure,
+    wallet_recharge_start,
+)
 from wallets.services.charging import (
     add_balance_amount,
     charge_awaiting_confirmation,
@@ -139,3 +147,22 @@ def test_only_this_charge_waiting_for_the_card_holder_is_offered_for_confirmatio
         # and never through another wallet
         other = wallet_ensure(subaccount=world.a.subaccounts[1])
         assert charge_awaiting_confirmation(wallet=other, charge_id=waiting.pk) is None
+
+
+def test_a_client_without_a_card_is_never_charged_on_another_clients_card(world, connected):
+    with tenant_context(world.a.agency):
+        # given client 1 rebilled but its card removed (its customer kept), and client 2 with a card on file
+        client, other = world.a.subaccounts
+        rebill(client, account_id=ACCT_A)
+        BillingProfile.objects.filter(subaccount=client).update(
+            stripe_customer_id="cus_cardless", card_payment_method_id="", card_last4="")
+        rebill(other, account_id=ACCT_A)
+        wallet = wallet_ensure(subaccount=client)
+        wallet_adjust(wallet=wallet, amount=Decimal("-1"), note="usage beyond the balance", by="t")
+
+        # then neither the auto-recharge nor Add balance starts a charge for client 1
+        assert wallet_recharge_start(wallet_id=wallet.pk) is None
+        with pytest.raises(RechargeRefused) as refused:
+            wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"), by="owner")
+        assert refused.value.messages == ["Add a card first."]
+        assert not Charge.objects.exists()

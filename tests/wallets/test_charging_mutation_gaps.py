@@ -166,3 +166,23 @@ def test_a_client_without_a_card_is_never_charged_on_another_clients_card(world,
             wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"), by="owner")
         assert refused.value.messages == ["Add a card first."]
         assert not Charge.objects.exists()
+
+
+def test_the_credit_of_a_charge_says_who_asked_and_which_payment_paid(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        rebill(client, account_id=ACCT_A, raw=raw_stripe)
+        wallet = wallet_ensure(subaccount=client)
+        # when the account admin adds balance, and later the auto-recharge tops the wallet up
+        manual = charge_execute(charge_id=wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"),
+                                                                   by="owner1@alpha-client.test").pk)
+        wallet_adjust(wallet=wallet, amount=Decimal("-25"), note="usage", by="t")
+        automatic = charge_execute(charge_id=wallet_recharge_start(wallet_id=wallet.pk).pk)
+        # then each credit names the person (or the auto-recharge) who asked, and the PaymentIntent that paid
+        assert (manual.requested_by, automatic.requested_by) == ("owner1@alpha-client.test", "auto-recharge")
+        credits = [(entry.kind, entry.created_by, entry.note, entry.charge_id)
+                   for entry in wallet.entries.exclude(charge=None).order_by("seq")]
+        assert credits == [
+            ("manual_top_up", "owner1@alpha-client.test", f"Card charged ({manual.payment_intent_id})", manual.pk),
+            ("recharge", "auto-recharge", f"Card charged ({automatic.payment_intent_id})", automatic.pk),
+        ]

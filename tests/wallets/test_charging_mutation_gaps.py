@@ -186,3 +186,16 @@ def test_the_credit_of_a_charge_says_who_asked_and_which_payment_paid(world, con
             ("manual_top_up", "owner1@alpha-client.test", f"Card charged ({manual.payment_intent_id})", manual.pk),
             ("recharge", "auto-recharge", f"Card charged ({automatic.payment_intent_id})", automatic.pk),
         ]
+
+
+def test_add_balance_refuses_a_card_saved_on_a_stripe_account_no_longer_connected(world, connected):
+    with tenant_context(world.a.agency):
+        # given the client's card was saved while the agency was connected to another Stripe account
+        client = world.a.subaccounts[0]
+        rebill(client, account_id="acct_1PreviousAccount00")
+        wallet = wallet_ensure(subaccount=client)
+        # then Add balance asks for a card on the current account, and charges nothing
+        with pytest.raises(RechargeRefused) as refused:
+            wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"), by="owner")
+        assert refused.value.messages == ["Add a card first."]
+        assert not Charge.objects.exists()

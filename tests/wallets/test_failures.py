@@ -175,3 +175,11 @@ def test_a_successful_charge_resumes_a_suspended_wallet_once_its_balance_is_posi
         assert _queued(SUSPENSION_SYNC) == ([("alpha", [wallet.pk])] if resumes else [])
         wallet.refresh_from_db()
         assert wallet.recharge_state == Wallet.RechargeState.OK and wallet.failed_retries == 0
+
+
+def test_a_failure_stripe_gave_no_code_for_is_called_declined(world, db, django_capture_on_commit_callbacks):
+    with tenant_context(world.a.agency):
+        wallet = _wallet_at(world.a.subaccounts[0], "3")
+        nameless = ChargeFailure(failure_code="", decline_code="", advice_code="", failure_message="Card refused.")
+        email = _committed(_failed(wallet, nameless, captured=django_capture_on_commit_callbacks))
+        assert "phone credits failed: Card refused. (declined).\n\n" in email.body

@@ -64,3 +64,22 @@ def test_stripe_objects_are_read_by_their_id_whether_expanded_or_not():
     assert _id_of(customer) == "cus_Expanded"
     assert _id_of("cus_Plain") == "cus_Plain"
     assert _id_of(None) is None
+
+
+def test_a_confirmed_card_found_unattached_is_attached_to_the_customer(world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        # given a setup confirmed at Stripe whose card is no longer attached to the customer when we finish it
+        setup = _setup_started(world)
+        intent = raw_stripe.v1.setup_intents.retrieve(setup.setup_intent_id, options=on(ACCT_A))
+        confirm_like_stripe_js(localstripe, setup.setup_intent_id, intent.client_secret)
+        payment_method = raw_stripe.v1.setup_intents.retrieve(setup.setup_intent_id,
+                                                              options=on(ACCT_A)).payment_method
+        raw_stripe.v1.payment_methods.detach(payment_method, options=on(ACCT_A))
+
+        card_setup_complete(setup=setup, actor="owner")
+
+        # then it is attached to the sub-account's customer again, and is the card on file
+        profile = BillingProfile.objects.get(subaccount=world.a.subaccounts[0])
+        assert profile.card_payment_method_id == payment_method
+        attached = raw_stripe.v1.payment_methods.retrieve(payment_method, options=on(ACCT_A))
+        assert attached.customer == profile.stripe_customer_id

@@ -149,9 +149,13 @@ def template_build(template: str) -> None:
 
 
 def template_drop(template: str) -> None:
+    """Drop the template, and the copies of it that sessions mutmut killed (a timeout) left behind: a copy is named
+    after its session's pid (tests/conftest.py), so only those of processes no longer alive are dropped."""
     code = ("import django; django.setup()\n"
-            "from tests.conftest import _admin_cursor_execute\n"
-            f"_admin_cursor_execute('DROP DATABASE IF EXISTS \"{template}\"')\n")
+            "from tests.conftest import _admin_cursor_execute, _leftover_mutant_databases\n"
+            f"_admin_cursor_execute('DROP DATABASE IF EXISTS \"{template}\"')\n"
+            "for name in _leftover_mutant_databases():\n"
+            "    _admin_cursor_execute(f'DROP DATABASE IF EXISTS \"{name}\"')\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(template), check=False)
 
 

@@ -165,6 +165,31 @@ def _admin_cursor_execute(*statements: str) -> None:
         admin.close()
 
 
+def _leftover_mutant_databases() -> list[str]:
+    """Copies of the mutation template whose session is gone without dropping it (mutmut kills a session that times
+    out): each is named after its session's pid, so one whose process is no longer alive is left over."""
+    import psycopg2
+
+    db = connection.settings_dict
+    admin = psycopg2.connect(dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None,
+                             host=db["HOST"] or None, port=db["PORT"] or None)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(r"SELECT datname FROM pg_database WHERE datname ~ '^test_rebill_mutant_[0-9]+$'")
+            names = [row[0] for row in cursor.fetchall()]
+    finally:
+        admin.close()
+    leftover = []
+    for name in names:
+        try:
+            os.kill(int(name.rsplit("_", 1)[1]), 0)
+        except ProcessLookupError:
+            leftover.append(name)
+        except PermissionError:  # alive, another user's
+            pass
+    return leftover
+
+
 def _database_cloned_from(template: str) -> Iterator[None]:
     import time
 

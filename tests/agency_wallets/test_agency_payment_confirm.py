@@ -12,7 +12,8 @@ from agency_wallets.charging import agency_charge_execute, agency_wallet_recharg
 from agency_wallets.models import AgencyCharge, AgencyWallet, AgencyWalletEntry
 from tests.agency_wallets.helpers import agency_wallet_at, platform_intents
 from tests.conftest import client_for
-from tests.wallets.test_payment_confirm import NEEDS_AUTHENTICATION, _authenticate_like_stripe_js
+from tests.wallets.helpers import NEEDS_AUTHENTICATION
+from tests.wallets.test_payment_confirm import _authenticate_like_stripe_js
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from stripe_connect.models import WebhookEvent
 from tests.agency_wallets.helpers import agency_wallet_at, agency_wallets_truncate
 from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, localstripe, localstripe_base, raw_stripe  # noqa: F401
 from tests.browser.test_billing_flow import ADMIN_PASSWORD, sign_in
-from tests.wallets.test_payment_confirm import NEEDS_AUTHENTICATION
+from tests.wallets.helpers import NEEDS_AUTHENTICATION
 
 pytestmark = pytest.mark.browser
 
@@ -113,8 +113,11 @@ def test_agency_admin_confirms_a_recharge_its_bank_held(page, live_server_url, b
     # when the agency admin confirms it, and completes the bank's check
     page.get_by_role("link", name="Confirm the payment").click()
     expect(page.get_by_text("confirm the recharge of $10.00 for Web Test Agency.")).to_be_visible()
+    page.wait_for_function("() => typeof Stripe !== 'undefined'")  # Stripe.js, not a plain form post
     page.get_by_role("button", name="Confirm payment").click()
-    page.get_by_role("button", name="Complete authentication").click()
+    bank = page.get_by_role("button", name="Complete authentication")
+    expect(bank).to_be_visible()
+    bank.click()
 
     # then the balance is credited, once, and the banner is gone
     expect(page.get_by_text("Payment confirmed: $10.00 added to your LC Phone balance.")).to_be_visible()

@@ -72,3 +72,18 @@ def twilio(fake_twilio: str, settings) -> FakeTwilio:
     settings.TWILIO_RETRY_MAX_ATTEMPTS = 4
     settings.TWILIO_RETRY_BACKOFF_SECONDS = 0.01
     return FakeTwilio(url=fake_twilio, master_sid=MASTER_SID, master_token=MASTER_TOKEN)
+
+
+@pytest.fixture
+def staff_client(world):
+    """Platform staff signed in to the admin on the platform's own domain."""
+    from django.db import connection
+    from django.test import Client
+
+    from people.models import User
+
+    connection.set_schema_to_public()
+    staff = User.objects.create_superuser("prices@rebill.localhost", "Str0ng-enough-pw")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(staff)
+    return client

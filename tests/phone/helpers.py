@@ -65,3 +65,11 @@ def snapshot(lines) -> set[tuple]:
 
 
 D = Decimal
+
+
+ADD_PRICE_URL = "/admin/pricebook/lcphoneprice/add/"
+
+
+def price_moment(when) -> dict[str, str]:
+    """The admin's split date and time fields of a price's effective_from."""
+    return {"effective_from_0": when.strftime("%Y-%m-%d"), "effective_from_1": when.strftime("%H:%M:%S")}

@@ -6,41 +6,25 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from people.models import User
 from phone.models import UsageLine
 from phone.services import usage_pull
 from pricebook.models import LcPhonePrice
 from pricebook.selectors import lc_phone_prices_in_force
 from pricebook.services import lc_phone_price_add
-from tests.phone.helpers import D, put_usage, today, usage, use_lc_phone
+from tests.phone.helpers import ADD_PRICE_URL, D, price_moment, put_usage, today, usage, use_lc_phone
 
 pytestmark = pytest.mark.django_db
 
-ADD_URL = "/admin/pricebook/lcphoneprice/add/"
-
-
-def moment(when) -> dict[str, str]:
-    return {"effective_from_0": when.strftime("%Y-%m-%d"), "effective_from_1": when.strftime("%H:%M:%S")}
-
-
-@pytest.fixture
-def staff_client(world) -> Client:
-    connection.set_schema_to_public()
-    staff = User.objects.create_superuser("prices@rebill.localhost", "Str0ng-enough-pw")
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(staff)
-    return client
 
 
 def test_staff_change_a_price_by_adding_a_row_and_the_old_one_stays(staff_client):
     before = LcPhonePrice.objects.get(category="calls-outbound")
-    response = staff_client.post(ADD_URL, {
+    response = staff_client.post(ADD_PRICE_URL, {
         "category": "calls-outbound", "unit": "minute", "unit_price": "0.0180",
-        **moment(timezone.now()),
+        **price_moment(timezone.now()),
     })
     assert response.status_code == 302
     rows = LcPhonePrice.objects.filter(category="calls-outbound").order_by("effective_from")
@@ -65,9 +49,9 @@ def test_prices_cannot_be_edited_or_deleted_in_the_admin(staff_client):
 
 def test_a_backdated_or_negative_price_is_refused(staff_client):
     yesterday = timezone.now() - timedelta(days=1)
-    response = staff_client.post(ADD_URL, {
+    response = staff_client.post(ADD_PRICE_URL, {
         "category": "mms-inbound", "unit": "message", "unit_price": "-1",
-        **moment(yesterday),
+        **price_moment(yesterday),
     })
     page = response.content.decode()
     assert response.status_code == 200 and "never from the past" in page and "zero or more" in page

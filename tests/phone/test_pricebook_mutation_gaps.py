@@ -4,32 +4,15 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
-from people.models import User
 from pricebook.models import LcPhonePrice
 from pricebook.selectors import lc_phone_prices_in_force
 from pricebook.services import lc_phone_price_add, lc_phone_price_errors
-from tests.phone.helpers import D
+from tests.phone.helpers import ADD_PRICE_URL, D, price_moment
 
 pytestmark = pytest.mark.django_db
 
-ADD_URL = "/admin/pricebook/lcphoneprice/add/"
-
-
-def moment(when) -> dict[str, str]:
-    return {"effective_from_0": when.strftime("%Y-%m-%d"), "effective_from_1": when.strftime("%H:%M:%S")}
-
-
-@pytest.fixture
-def staff_client(world) -> Client:
-    connection.set_schema_to_public()
-    staff = User.objects.create_superuser("prices-gaps@rebill.localhost", "Str0ng-enough-pw")
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(staff)
-    return client
 
 
 def errors_for(**overrides) -> dict[str, str]:
@@ -80,8 +63,8 @@ def test_a_price_takes_effect_at_its_exact_moment_and_the_latest_one_wins():
 
 def test_staff_schedule_a_price_for_a_later_moment_in_the_admin(staff_client):
     later = (timezone.now() + timedelta(days=3)).replace(microsecond=0)
-    response = staff_client.post(ADD_URL, {
-        "category": "mms-inbound", "unit": "message", "unit_price": "0.0200", **moment(later),
+    response = staff_client.post(ADD_PRICE_URL, {
+        "category": "mms-inbound", "unit": "message", "unit_price": "0.0200", **price_moment(later),
     })
     assert response.status_code == 302
     row = LcPhonePrice.objects.filter(category="mms-inbound").latest("effective_from")
@@ -89,9 +72,9 @@ def test_staff_schedule_a_price_for_a_later_moment_in_the_admin(staff_client):
 
 
 def test_save_and_continue_lands_on_the_new_row(staff_client):
-    response = staff_client.post(ADD_URL, {
+    response = staff_client.post(ADD_PRICE_URL, {
         "category": "mms-inbound", "unit": "message", "unit_price": "0.0200", "_continue": "1",
-        **moment(timezone.now() + timedelta(hours=1)),
+        **price_moment(timezone.now() + timedelta(hours=1)),
     })
     row = LcPhonePrice.objects.filter(category="mms-inbound").latest("effective_from")
     assert response.status_code == 302

@@ -15,9 +15,11 @@ from billing.models import BillingProfile
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
 from subaccounts.models import SubAccount
-from tests.billing.fixtures import customer_with_card
+from tests.billing.fixtures import ACCT_A, customer_with_card
+from wallets.models import Charge, Wallet
 
 DECLINING_CARD = "4000000000000341"
+NEEDS_AUTHENTICATION = "4000002760003184"  # its bank asks the card holder to confirm every payment
 _sids = itertools.count(1)
 CATEGORY = {Product.SMS: "sms-outbound-longcode", Product.MMS: "mms-outbound", Product.CALLS: "calls-outbound",
             Product.PHONE_NUMBERS: "phonenumbers-local", Product.OTHER: "carrier-fees"}
@@ -42,6 +44,16 @@ def rebill(subaccount: SubAccount, *, account_id: str, raw: stripe.StripeClient 
         "switched_on": True, "switched_on_at": switched_on_at or timezone.now() - timedelta(hours=1),
         "auto_recharge_amount": Decimal(amount), "auto_recharge_threshold": Decimal(threshold)})
     return rebilling
+
+
+def recharge_held_by_the_bank(client: SubAccount, *, raw: stripe.StripeClient) -> tuple[Wallet, Charge]:
+    """The client's recharge below its threshold, on a card whose bank asks for authentication: failed, waiting."""
+    from wallets.services import charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start
+
+    rebill(client, account_id=ACCT_A, raw=raw, card_number=NEEDS_AUTHENTICATION)
+    wallet = wallet_ensure(subaccount=client)
+    wallet_adjust(wallet=wallet, amount=Decimal("2"), note="start", by="t")
+    return wallet, charge_execute(charge_id=wallet_recharge_start(wallet_id=wallet.pk).pk)
 
 
 def add_delta(subaccount: SubAccount, cost: Decimal | str, *, product: Product = Product.SMS,

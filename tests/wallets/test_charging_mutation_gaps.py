@@ -14,7 +14,7 @@ from django_tenants.utils import tenant_context
 from billing.models import BillingProfile
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
-from tests.wallets.helpers import rebill
+from tests.wallets.helpers import rebill, recharge_held_by_the_bank
 from wallets.models import Charge
 from wallets.services import (
     RechargeRefused,
@@ -31,8 +31,6 @@ from wallets.services.charging import (
     charge_confirmed_on_session,
     charges_to_reconcile,
 )
-
-NEEDS_AUTHENTICATION = "4000002760003184"
 
 
 @pytest.mark.parametrize(("typed", "amount"), [
@@ -94,10 +92,7 @@ def test_a_confirmation_is_refused_once_the_agency_connected_another_stripe_acco
     with tenant_context(world.a.agency):
         # given a recharge the bank asked the card holder to confirm
         client = world.a.subaccounts[0]
-        rebill(client, account_id=ACCT_A, raw=raw_stripe, card_number=NEEDS_AUTHENTICATION)
-        wallet = wallet_ensure(subaccount=client)
-        wallet_adjust(wallet=wallet, amount=Decimal("2"), note="start", by="t")
-        charge = charge_execute(charge_id=wallet_recharge_start(wallet_id=wallet.pk).pk)
+        wallet, charge = recharge_held_by_the_bank(client, raw=raw_stripe)
         assert charge.failure_code == "authentication_required"
         # (its PaymentIntent names our charge and the wallet it credits)
         intent = raw_stripe.v1.payment_intents.retrieve(charge.payment_intent_id, options=on(ACCT_A))

@@ -12,14 +12,11 @@ from django_tenants.utils import tenant_context
 
 from tests.billing.fixtures import ACCT_A, PUBLISHABLE_KEY, on
 from tests.conftest import client_for
-from tests.wallets.helpers import rebill
+from tests.wallets.helpers import rebill, recharge_held_by_the_bank
 from wallets.models import Charge, Wallet, WalletEntry
-from wallets.services import charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start
+from wallets.services import charge_execute, wallet_ensure, wallet_recharge_start
 
 pytestmark = pytest.mark.django_db
-
-NEEDS_AUTHENTICATION = "4000002760003184"
-
 
 def _authenticate_like_stripe_js(base: str, client_secret: str) -> None:
     """What the Stripe.js mock's confirmCardPayment sends from the browser (publishable key, client secret)."""
@@ -36,10 +33,7 @@ def test_the_client_confirms_on_company_billing_and_the_wallet_is_credited_once(
     with tenant_context(world.a.agency):
         # given a client whose bank asks for authentication, below the threshold
         client = world.a.subaccounts[0]
-        rebill(client, account_id=ACCT_A, raw=raw_stripe, card_number=NEEDS_AUTHENTICATION)
-        wallet = wallet_ensure(subaccount=client)
-        wallet_adjust(wallet=wallet, amount=Decimal("2"), note="start", by="t")
-        charge = charge_execute(charge_id=wallet_recharge_start(wallet_id=wallet.pk).pk)
+        wallet, charge = recharge_held_by_the_bank(client, raw=raw_stripe)
         assert (charge.status, charge.failure_code) == (Charge.Status.FAILED, "authentication_required")
         wallet.refresh_from_db()
         assert wallet.recharge_state == Wallet.RechargeState.ACTION_REQUIRED and wallet.next_retry_at is None

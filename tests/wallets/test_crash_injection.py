@@ -23,9 +23,16 @@ from tests.billing.fixtures import ACCT_A, ACCT_B, on
 from tests.crash_worker import CRASH_QUEUE, crash_worker_running, wait_until
 from tests.wallets.helpers import add_delta, rebill, truncate_wallets
 from wallets.crashpoints import POINTS, crash_arm, crash_disarm, crash_remaining
-from wallets.models import Charge, Wallet, WalletEntry
-from wallets.services import charge_record_from_stripe, wallets_audit
-from wallets.tasks import charge_execute_task, wallet_rate_subaccount
+from wallets.models import Charge, Refund, Wallet, WalletEntry
+from wallets.services import (
+    charge_execute,
+    charge_record_from_stripe,
+    wallet_add_balance_start,
+    wallet_ensure,
+    wallets_audit,
+)
+from wallets.services.refunds import refund_start
+from wallets.tasks import charge_execute_task, refund_resume_task, wallet_rate_subaccount
 
 ROUNDS = int(os.environ.get("WALLET_CRASH_ROUNDS", "24"))
 DUPLICATE_TASKS = 4
@@ -118,3 +125,32 @@ def test_sigkill_at_every_point_loses_nothing_and_charges_once(world, crash_work
     print(f"\ncrash injection: {crashes} SIGKILLs of the worker, {duplicates} duplicate tasks/webhooks, "
           f"{ROUNDS} charges, {deltas} deltas")
     assert crashes + duplicates >= 200 or ROUNDS < 24
+
+
+def test_sigkill_around_a_refunds_stripe_call_refunds_once_and_debits_once(world, crash_worker, raw_stripe):
+    with tenant_context(world.a.agency):
+        # given a client who paid $20
+        client = world.a.subaccounts[0]
+        rebill(client, account_id=ACCT_A, raw=raw_stripe)
+        wallet = wallet_ensure(subaccount=client)
+        charge = charge_execute(charge_id=wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20.00"),
+                                                                   by="owner").pk)
+        assert charge.status == Charge.Status.SUCCEEDED
+        for point, amount in (("before_stripe", "3.00"), ("after_stripe", "5.00")):
+            # when a refund's job is killed twice at this point (the refund row committed before it)
+            refund = refund_start(charge_id=charge.pk, amount=Decimal(amount), by=world.a.admin)
+            crash_arm(point, CRASHES_PER_ROUND, queue=QUEUE)
+            refund_resume_task.apply_async(args=[refund.pk], queue=QUEUE)
+
+            def settled(refund_id: int = refund.pk, point: str = point) -> bool:
+                return (Refund.objects.get(pk=refund_id).status == Refund.Status.SUCCEEDED
+                        and crash_remaining(point, queue=QUEUE) < 0)
+
+            wait_until(settled, f"the refund through {point}")
+
+        # then Stripe refunded each once, and the wallet was debited once for each
+        assert sorted(r.amount for r in raw_stripe.v1.refunds.list(options=on(ACCT_A)).data) == [300, 500]
+        assert sorted(WalletEntry.objects.filter(wallet=wallet, kind=WalletEntry.Kind.REFUND)
+                      .values_list("amount", flat=True)) == [Decimal("-5.00"), Decimal("-3.00")]
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("12") and wallets_audit() == []

@@ -20,6 +20,7 @@ from django.utils import timezone
 from people.models import User
 from rebill.tenancy import current_schema
 from stripe_connect.money import currency_exponent
+from wallets.crashpoints import crash_point
 from wallets.locks import charge_lock
 from wallets.models import Charge, Refund, WalletEntry
 from wallets.services.charging import CLIENT_CHARGES
@@ -76,6 +77,7 @@ def refund_execute(*, refund_id: int) -> Refund:
     api = CLIENT_CHARGES.api_for(refund.charge)
     if isinstance(api, str):
         return _refund_settle(refund_id, stripe_refund_id="", failure=api)
+    crash_point("before_stripe")
     try:
         stripe_refund = api.refund_create(
             payment_intent_id=refund.charge.payment_intent_id, amount=refund.amount, currency=refund.charge.currency,
@@ -84,6 +86,7 @@ def refund_execute(*, refund_id: int) -> Refund:
         if error.http_status == 409:  # the same key in flight elsewhere: that call records the answer
             raise
         return _refund_settle(refund_id, stripe_refund_id="", failure=str(error.user_message or error))
+    crash_point("after_stripe")
     if str(stripe_refund.status) in ("failed", "canceled"):
         return _refund_settle(refund_id, stripe_refund_id=stripe_refund.id, failure="Stripe could not refund it.")
     return _refund_settle(refund_id, stripe_refund_id=stripe_refund.id, failure="")

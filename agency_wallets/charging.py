@@ -31,7 +31,7 @@ from stripe_connect.gateway import PlatformStripe, StripeCalls
 from wallets.money import recharge_amount
 from wallets.services import stripe_charging
 from wallets.services.audit import AuditFinding, ledger_audit
-from wallets.services.stripe_charging import AUTHENTICATION_REQUIRED, METADATA_KEY, ChargeBook, ChargeFailure
+from wallets.services.stripe_charging import METADATA_KEY, ChargeBook, ChargeFailure
 
 logger = logging.getLogger(__name__)
 
@@ -279,20 +279,19 @@ def agency_charge_record_from_stripe(*, intent: Any) -> AgencyCharge | None:
 
 def agency_charge_awaiting_confirmation(*, agency: Agency, charge_id: int) -> AgencyCharge | None:
     """The agency's charge whose bank asked the card holder to confirm it (its PaymentIntent still open)."""
-    return AgencyCharge.objects.filter(wallet__agency=agency, pk=charge_id, status=AgencyCharge.Status.FAILED,
-                                       failure_code=AUTHENTICATION_REQUIRED).exclude(payment_intent_id="").first()
+    return stripe_charging.charges_awaiting_confirmation(AGENCY_CHARGES).filter(wallet__agency=agency,
+                                                                                pk=charge_id).first()
 
 
 def agency_charge_confirmation_secret(*, charge: AgencyCharge) -> str:
     """The PaymentIntent's client secret for Stripe.js's confirmCardPayment, on the platform's account."""
-    return str(PlatformStripe().payment_intent_retrieve(charge.payment_intent_id).client_secret)
+    return str(stripe_charging.confirmation_intent(AGENCY_CHARGES, charge=charge).client_secret)
 
 
 def agency_charge_confirmed_on_session(*, charge_id: int) -> AgencyCharge:
     """The agency admin says they confirmed in the browser: ask Stripe, and credit the wallet (once) if it
     succeeded."""
-    charge = AgencyCharge.objects.get(pk=charge_id)
-    intent = PlatformStripe().payment_intent_retrieve(charge.payment_intent_id)
+    intent = stripe_charging.confirmation_intent(AGENCY_CHARGES, charge=AgencyCharge.objects.get(pk=charge_id))
     return stripe_charging.charge_record(AGENCY_CHARGES, charge_id=charge_id, intent=intent)  # type: ignore[no-any-return]
 
 

@@ -27,7 +27,7 @@ from billing.views import card_form_render
 from people.models import User
 from rebill.access import agency_admin_required
 from rebilling.forms import AutoRechargeForm
-from stripe_connect.gateway import publishable_key, stripe_js_url
+from wallets.views import payment_confirm_render
 
 
 def _agency(request: HttpRequest) -> Agency:
@@ -125,9 +125,8 @@ def payment_confirm(request: HttpRequest, charge_id: int) -> HttpResponse:
         else:
             messages.error(request, "The payment is not confirmed yet.")
         return redirect("agency_wallets:settings-billing")
-    return render(request, "wallets/payment_confirm.html", {
-        "payer": _agency(request).name, "charge": charge,
-        "client_secret": agency_charge_confirmation_secret(charge=charge),
-        "confirm_url": reverse("agency_wallets:payment-confirm", args=[charge.pk]),
-        "cancel_url": reverse("agency_wallets:settings-billing"),
-        "stripe_account_id": "", "publishable_key": publishable_key(), "stripe_js_url": stripe_js_url()})
+    return payment_confirm_render(
+        request, payer=_agency(request).name, charge=charge,
+        client_secret=agency_charge_confirmation_secret(charge=charge),
+        confirm_url=reverse("agency_wallets:payment-confirm", args=[charge.pk]),
+        cancel_url=reverse("agency_wallets:settings-billing"), stripe_account_id="")

@@ -26,6 +26,7 @@ from creditusage.models import (
     UsageMonthRollup,
     UsageRollup,
 )
+from creditusage.selectors import spend_alerts_paused
 from people.models import User
 from phone.models import SubAccountProvider
 from phone.twilio_access import master_access, twilio_base_url, twilio_retry, twilio_timeout
@@ -225,7 +226,7 @@ def spend_alerts_after_rating(*, subaccount_ids: list[int]) -> list[SpendAlert]:
 
 
 def subaccount_paused_by_spend_alert(*, subaccount_id: int) -> bool:
-    return SpendAlert.objects.filter(subaccount_id=subaccount_id, paused=True, resumed_at__isnull=True).exists()
+    return spend_alerts_paused(subaccount_id=subaccount_id).exists()
 
 
 def _lc_phone_sid(subaccount_id: int) -> str:

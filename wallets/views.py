@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -62,9 +64,17 @@ def payment_confirm(request: HttpRequest, subaccount_id: int, charge_id: int) ->
     except RechargeRefused as error:
         messages.error(request, error.messages[0])
         return redirect("billing:company", subaccount_id=subaccount_id)
+    return payment_confirm_render(
+        request, payer=membership.subaccount.name, charge=charge, client_secret=client_secret,
+        confirm_url=reverse("wallets:payment-confirm", args=[subaccount_id, charge.pk]),
+        cancel_url=reverse("billing:company", args=[subaccount_id]), stripe_account_id=charge.stripe_account_id)
+
+
+def payment_confirm_render(request: HttpRequest, *, payer: str, charge: Any, client_secret: str, confirm_url: str,
+                           cancel_url: str, stripe_account_id: str) -> HttpResponse:
+    """Stripe.js's confirmCardPayment for a recharge the bank held (a client's, or an agency's on the platform's
+    account when `stripe_account_id` is blank); the form then posts to `confirm_url`."""
     return render(request, "wallets/payment_confirm.html", {
-        "payer": membership.subaccount.name, "charge": charge, "client_secret": client_secret,
-        "confirm_url": reverse("wallets:payment-confirm", args=[subaccount_id, charge.pk]),
-        "cancel_url": reverse("billing:company", args=[subaccount_id]),
-        "stripe_account_id": charge.stripe_account_id, "publishable_key": publishable_key(),
+        "payer": payer, "charge": charge, "client_secret": client_secret, "confirm_url": confirm_url,
+        "cancel_url": cancel_url, "stripe_account_id": stripe_account_id, "publishable_key": publishable_key(),
         "stripe_js_url": stripe_js_url()})

@@ -97,7 +97,7 @@ def usage_pulls(*, provider_ids: Sequence[int], full_reread: bool = False,
     results: dict[int, PullResult] = {}
     batch: list[_Fetched] = []
     for provider_id in dict.fromkeys(provider_ids):
-        if read_until is not None and time.monotonic() >= read_until:
+        if _out_of_time(read_until):
             results[provider_id] = PullResult(PullOutcome.DEFERRED)
             continue
         try:
@@ -113,6 +113,10 @@ def usage_pulls(*, provider_ids: Sequence[int], full_reread: bool = False,
     for fetched, result in zip(batch, _usage_store(batch), strict=True):
         results[fetched.provider.pk] = result
     return {provider_id: results[provider_id] for provider_id in dict.fromkeys(provider_ids)}
+
+
+def _out_of_time(read_until: float | None) -> bool:
+    return read_until is not None and time.monotonic() >= read_until
 
 
 def _usage_fetch(*, provider_id: int, start: date | None, end: date | None,
@@ -233,7 +237,7 @@ def usage_pull_retired_accounts(*, retired_ids: Sequence[int],
     results: dict[int, PullResult] = {}
     reads: dict[int, UsageRead] = {}
     for retired_id in dict.fromkeys(retired_ids):
-        if read_until is not None and time.monotonic() >= read_until:
+        if _out_of_time(read_until):
             results[retired_id] = PullResult(PullOutcome.DEFERRED)
             continue
         read_or_result = _retired_read(retired_id=retired_id)

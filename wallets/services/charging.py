@@ -14,7 +14,6 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from billing.models import BillingProfile
@@ -30,15 +29,11 @@ from wallets.money import recharge_amount
 from wallets.services import stripe_charging
 from wallets.services.failures import charge_failed, charge_succeeded_aftercare
 from wallets.services.ledger import charge_key, entry_append
-from wallets.services.stripe_charging import AUTHENTICATION_REQUIRED, METADATA_KEY, ChargeBook, ChargeFailure
+from wallets.services.stripe_charging import METADATA_KEY, ChargeBook, ChargeFailure, RechargeRefused
 
 MAXIMUM_ADD_BALANCE = Decimal("10000")
 
 _PLAIN_AMOUNT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
-
-
-class RechargeRefused(ValidationError):
-    pass
 
 
 def _card(*, account_id: str, subaccount_id: int) -> BillingProfile | None:
@@ -191,22 +186,15 @@ def charges_to_reconcile(*, older_than: timedelta = timedelta(minutes=10)) -> li
 # The client confirming on session (authentication_required) ---------------------------------------------------------
 def charge_awaiting_confirmation(*, wallet: Wallet, charge_id: int) -> Charge | None:
     """The wallet's charge whose bank asked the card holder to confirm it (its PaymentIntent still open)."""
-    return Charge.objects.filter(wallet=wallet, pk=charge_id, status=Charge.Status.FAILED,
-                                 failure_code=AUTHENTICATION_REQUIRED).exclude(payment_intent_id="").first()
+    return stripe_charging.charges_awaiting_confirmation(CLIENT_CHARGES).filter(wallet=wallet, pk=charge_id).first()
 
 
 def charge_confirmation_secret(*, charge: Charge) -> str:
     """The PaymentIntent's client secret for Stripe.js's confirmCardPayment, through the agency's current account."""
-    api = CLIENT_CHARGES.api_for(charge)
-    if isinstance(api, str):
-        raise RechargeRefused(api)
-    return str(api.payment_intent_retrieve(charge.payment_intent_id).client_secret)
+    return str(stripe_charging.confirmation_intent(CLIENT_CHARGES, charge=charge).client_secret)
 
 
 def charge_confirmed_on_session(*, charge_id: int) -> Charge:
     """The client says they confirmed in the browser: ask Stripe, and credit the wallet (once) if it succeeded."""
-    charge = Charge.objects.get(pk=charge_id)
-    api = CLIENT_CHARGES.api_for(charge)
-    if isinstance(api, str):
-        raise RechargeRefused(api)
-    return charge_record(charge_id=charge_id, intent=api.payment_intent_retrieve(charge.payment_intent_id))
+    intent = stripe_charging.confirmation_intent(CLIENT_CHARGES, charge=Charge.objects.get(pk=charge_id))
+    return charge_record(charge_id=charge_id, intent=intent)

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import stripe
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -74,6 +75,10 @@ def decline_is_retryable(*, failure_code: str, decline_code: str, advice_code: s
         return False
     return decline_code not in HARD_DECLINES and failure_code not in NEEDS_THE_CLIENT \
         and decline_code not in NEEDS_THE_CLIENT
+
+
+class RechargeRefused(ValidationError):
+    pass
 
 
 class ChargeBook(ABC):
@@ -233,6 +238,22 @@ def _intent_matches(charge: StripeCharge, intent: Any) -> bool:
     return (intent_metadata(intent).get(METADATA_KEY) == charge.idempotency_key
             and int(intent.amount) == to_minor_units(charge.amount, charge.currency)
             and str(intent.currency).lower() == charge.currency.lower())
+
+
+def charges_awaiting_confirmation(book: ChargeBook) -> Any:
+    """The book's charges whose bank asked the card holder to confirm them, their PaymentIntent still open."""
+    return (book.charge_model._default_manager.filter(status=StripeCharge.Status.FAILED,
+                                                      failure_code=AUTHENTICATION_REQUIRED)
+            .exclude(payment_intent_id=""))
+
+
+def confirmation_intent(book: ChargeBook, *, charge: Any) -> Any:
+    """The charge's PaymentIntent as Stripe has it now, for the card holder to confirm (or once they have), read on
+    the account the book charges on. RechargeRefused says why it cannot be read there."""
+    api = book.api_for(charge)
+    if isinstance(api, str):
+        raise RechargeRefused(api)
+    return api.payment_intent_retrieve(charge.payment_intent_id)
 
 
 def charge_record(book: ChargeBook, *, charge_id: int, intent: Any) -> Any:

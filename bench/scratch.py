@@ -24,7 +24,10 @@ def scratch_database(prefix: str) -> Iterator[str]:
         from django.db import connections
 
         connections.close_all()
-        _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if os.environ.get("BENCH_KEEP_DATABASE"):  # to look into its plans afterwards; drop it by hand
+            print(f"kept database {name}")
+        else:
+            _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _execute(admin_url: str, sql: str) -> None:

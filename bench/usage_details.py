@@ -145,7 +145,14 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                 SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
                        subaccount_id, sum(revenue), sum(cost)
                 FROM creditusage_usagerollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
-                GROUP BY 1, 2, 3""")
+                GROUP BY 1, 2, 3;
+                TRUNCATE creditusage_subaccountproductspantotal;
+                INSERT INTO creditusage_subaccountproductspantotal
+                    (span_days, span_start, product, subaccount_id, revenue, cost)
+                SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
+                       product, subaccount_id, sum(revenue), sum(cost)
+                FROM creditusage_usagerollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
+                GROUP BY 1, 2, 3, 4""")
             # The provider cost of every sub-account's usage (its trigger keeps it from the deltas): the rebilled
             # ones' usage, and as much again not rebilled.
             cursor.execute("""
@@ -163,7 +170,14 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                 SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
                        subaccount_id, sum(cost)
                 FROM creditusage_usagecostrollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
-                GROUP BY 1, 2, 3""", [big.pk])
+                GROUP BY 1, 2, 3;
+                TRUNCATE creditusage_subaccountproductcostspantotal;
+                INSERT INTO creditusage_subaccountproductcostspantotal
+                    (span_days, span_start, product, subaccount_id, cost)
+                SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
+                       product, subaccount_id, sum(cost)
+                FROM creditusage_usagecostrollup CROSS JOIN unnest(ARRAY[1, 2, 4, 8, 16, 32]) AS s(days)
+                GROUP BY 1, 2, 3, 4""", [big.pk])
             cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()

@@ -5,8 +5,8 @@ Revenue is what was rebilled to clients (wallet entries, via the rollups the rat
 cost of *every* sub-account's usage, rebilled or not (usage deltas, via the rollups their trigger keeps) — or,
 with "rebilled only", the cost of the usage that was rebilled. Agency-wide figures are read from the agency's daily
 rollups; per sub-account, a period is read as a few aligned spans of days (whole months, and ≤ 5 spans for each
-month it takes part of) from the span totals — or, for one product, its whole months from the monthly rollups and
-its edges from the daily ones: never the ledger, never the deltas.
+month it takes part of) from the span totals (of every product, or of the one filtered on), and the top sub-accounts
+are found from each span's leaders: never the ledger, never the deltas.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from creditusage.models import (
     AgencyDayRollup,
     SubAccountCostSpanTotal,
     SubAccountMonthTotal,
+    SubAccountProductCostSpanTotal,
+    SubAccountProductSpanTotal,
     SubAccountSpanTotal,
     UsageCostMonthRollup,
     UsageCostRollup,
@@ -147,32 +149,43 @@ def period_spans(start: date, end: date) -> list[tuple[int, date]]:
     return spans
 
 
-def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, top: int | None,
-                  only_ids: list[int] | None = None) -> list[tuple[int, Figures]]:
-    """Per sub-account, every product, read off the span totals: a few rows per sub-account for any range (by
-    revenue, then cost, at most `top`)."""
+def _span_tables(product: str) -> tuple[str, str, str]:
+    """The span totals to read (revenue and rebilled cost; provider cost) and the condition on a span's rows."""
+    if product:
+        return (SubAccountProductSpanTotal._meta.db_table, SubAccountProductCostSpanTotal._meta.db_table,
+                "span_days = %s AND span_start = %s AND product = %s")
+    return (SubAccountSpanTotal._meta.db_table, SubAccountCostSpanTotal._meta.db_table,
+            "span_days = %s AND span_start = %s")
+
+
+def _span_params(days: int, first: date, product: str) -> list[Any]:
+    return [days, first, product] if product else [days, first]
+
+
+def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter,
+                  top: int | None) -> list[tuple[int, Figures]]:
+    """Every sub-account of the agency, read off the span totals (of every product, or of the one filtered on): a
+    few rows per sub-account for any range (by revenue, then cost, at most `top`)."""
     spans = period_spans(start, end)
     if not spans:
         return []
-    ids = only_ids if only_ids is not None else dashboard_filter.subaccount_ids
-    narrow = " AND subaccount_id = ANY(%s)" if ids else ""
+    revenue_table, cost_table, span_rows = _span_tables(dashboard_filter.product)
 
     def summed(table: str, columns: list[str], params: list[Any]) -> str:
-        # One index range per span (span_days, span_start): never a scan of the table.
-        selected = ", ".join(["subaccount_id", *columns])
-        part = f"SELECT {selected} FROM {table} WHERE span_days = %s AND span_start = %s{narrow}"  # noqa: S608
+        # One index range per span (span_days, span_start[, product]): never a scan of the table.
+        part = f"SELECT {', '.join(['subaccount_id', *columns])} FROM {table} WHERE {span_rows}"  # noqa: S608
         for days, first in spans:
-            params += [days, first, *([ids] if ids else [])]
+            params += _span_params(days, first, dashboard_filter.product)
         sums = ", ".join(f"sum({column}) AS {column}" for column in columns)
         return f"SELECT subaccount_id, {sums} FROM ({' UNION ALL '.join([part] * len(spans))}) s GROUP BY 1"  # noqa: S608
 
     params: list[Any] = []
-    revenue_sql = summed(SubAccountSpanTotal._meta.db_table, ["revenue", "cost"], params)
+    revenue_sql = summed(revenue_table, ["revenue", "cost"], params)
     limit = "" if top is None else f" LIMIT {int(top)}"
     if dashboard_filter.rebilled_only:
         sql = f"SELECT subaccount_id, revenue, cost FROM ({revenue_sql}) r ORDER BY 2 DESC, 3 DESC, 1{limit}"  # noqa: S608
     else:
-        cost_sql = summed(SubAccountCostSpanTotal._meta.db_table, ["cost"], params)
+        cost_sql = summed(cost_table, ["cost"], params)
         sql = f"""
             SELECT subaccount_id, coalesce(r.revenue, 0), coalesce(p.cost, 0)
             FROM ({revenue_sql}) r FULL JOIN ({cost_sql}) p USING (subaccount_id)
@@ -183,6 +196,81 @@ def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter, 
         cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         return [(subaccount_id, Figures(revenue=revenue, cost=cost)) for subaccount_id, revenue, cost in cursor]
+
+
+def _figures_of(*, ids: list[int], start: date, end: date,
+                dashboard_filter: DashboardFilter) -> list[tuple[int, Figures]]:
+    """The sub-accounts `ids` (those with usage in the range), by revenue then cost: each one's row of each span
+    looked up by its key, so the work is ids × spans whatever the agency's size and whatever the planner guesses of
+    a span's size (OFFSET 0 keeps each lookup a lookup)."""
+    spans = period_spans(start, end)
+    if not spans or not ids:
+        return []
+    revenue_table, cost_table, _ = _span_tables(dashboard_filter.product)
+    product = " AND product = %(product)s" if dashboard_filter.product else ""
+
+    def lookup(table: str, columns: str, alias: str) -> str:
+        return (f"LEFT JOIN LATERAL (SELECT {columns} FROM {table} WHERE span_days = p.days"  # noqa: S608
+                f" AND span_start = p.first AND subaccount_id = i.id{product} OFFSET 0) {alias} ON true")
+
+    if dashboard_filter.rebilled_only:
+        figures, joins, used = "sum(r.revenue), sum(r.cost)", lookup(revenue_table, "revenue, cost", "r"), \
+            "count(r.revenue) > 0"
+    else:
+        figures = "coalesce(sum(r.revenue), 0), coalesce(sum(c.cost), 0)"
+        joins = f"{lookup(revenue_table, 'revenue', 'r')} {lookup(cost_table, 'cost', 'c')}"
+        used = "count(r.revenue) + count(c.cost) > 0"
+    sql = f"""
+        SELECT i.id, {figures}
+        FROM unnest(%(ids)s::bigint[]) AS i(id)
+        CROSS JOIN unnest(%(days)s::int[], %(firsts)s::date[]) AS p(days, first)
+        {joins}
+        GROUP BY i.id HAVING {used}
+        ORDER BY 2 DESC, 3 DESC, 1"""  # noqa: S608 — only our own SQL is formatted in
+    params: dict[str, Any] = {"ids": ids, "days": [days for days, _ in spans], "firsts": [first for _, first in spans],
+              "product": dashboard_filter.product}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(subaccount_id, Figures(revenue=revenue, cost=cost)) for subaccount_id, revenue, cost in cursor]
+
+
+def _top_by_threshold(*, start: date, end: date, dashboard_filter: DashboardFilter,
+                      top: int) -> list[tuple[int, Figures]] | None:
+    """The `top` sub-accounts by revenue without summing every sub-account's spans (Fagin's threshold algorithm):
+    each span's leaders are read off its revenue-ordered index (its `top` first, ties included); whoever leads no
+    span has, in each span, less than that span's last leader — so less revenue in all than the sum of those. The
+    leaders' exact figures are summed; if `top` of them reach that sum, no one else can rank among them. None when
+    the bound does not settle the ranking (the caller then sums every sub-account)."""
+    spans = period_spans(start, end)
+    if not spans:
+        return None
+    table, _, span_rows = _span_tables(dashboard_filter.product)
+    part = (f"(SELECT %s::int AS span, subaccount_id, revenue FROM {table} WHERE {span_rows}"  # noqa: S608
+            " ORDER BY revenue DESC FETCH FIRST %s ROWS WITH TIES)")  # only our own table name is formatted in
+    params: list[Any] = []
+    for number, (days, first) in enumerate(spans):
+        params += [number, *_span_params(days, first, dashboard_filter.product), top]
+    leaders: set[int] = set()
+    last_of_span: dict[int, Decimal] = {}
+    counted: dict[int, int] = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Read down the revenue index, never sort a whole span: whatever a span's size, the planner cannot
+        # mistake it for a small one. LOCAL: this transaction only.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(" UNION ALL ".join([part] * len(spans)), params)
+        for span, subaccount_id, revenue in cursor:
+            leaders.add(subaccount_id)
+            last_of_span[span] = min(revenue, last_of_span.get(span, revenue))
+            counted[span] = counted.get(span, 0) + 1
+    # A span with fewer rows than `top`, or whose last leader has no revenue, bounds no one strictly (the others'
+    # nothing there could tie with it): then only summing everyone settles the ranking.
+    if len(counted) < len(spans) or any(counted[span] < top or last_of_span[span] <= 0 for span in counted):
+        return None
+    bound = sum(last_of_span.values(), ZERO)  # everyone else's revenue is below it
+    ranked = _figures_of(ids=sorted(leaders), start=start, end=end, dashboard_filter=dashboard_filter)
+    if len(ranked) < top or ranked[top - 1][1].revenue < bound:
+        return None
+    return ranked[:top]
 
 
 def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, params: list[Any]) -> str:
@@ -217,45 +305,23 @@ def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, pa
     return " UNION ALL ".join(parts)
 
 
-def _figures_by(*, start: date, end: date, dashboard_filter: DashboardFilter, top: int | None,
-                only_ids: list[int] | None = None) -> tuple[dict[str, Figures], list[tuple[int, Figures]]]:
-    """Per product, and per sub-account (by revenue, then cost, at most `top`), in one pass over the rollups."""
-    if only_ids is not None:
-        dashboard_filter = DashboardFilter(start=start, end=end, subaccount_ids=only_ids,
-                                           product=dashboard_filter.product,
-                                           rebilled_only=dashboard_filter.rebilled_only)
+def _per_product_of_subaccounts(*, start: date, end: date,
+                                dashboard_filter: DashboardFilter) -> dict[str, Figures]:
+    """Per product, for the sub-accounts filtered on, in one pass over their rollups."""
     params: list[Any] = []
     source = _source_sql(start=start, end=end, dashboard_filter=dashboard_filter, params=params)
-    limit = "" if top is None else f" LIMIT {int(top)}"
-    per_subaccount_sql = "" if top == 0 else f"""
-        UNION ALL
-        (SELECT subaccount_id, NULL, sum(revenue), sum(cost) FROM per GROUP BY subaccount_id
-         ORDER BY 3 DESC, 4 DESC, 1{limit})"""  # noqa: S608 — an int only
-    sql = f"""
-        WITH per AS MATERIALIZED (
-            SELECT subaccount_id, product, sum(revenue) AS revenue, sum(cost) AS cost FROM ({source}) s
-            GROUP BY 1, 2
-        )
-        SELECT NULL::bigint, product, sum(revenue), sum(cost) FROM per GROUP BY product{per_subaccount_sql}
-    """  # noqa: S608 — only our own table names and an int are formatted in
-    per_product: dict[str, Figures] = {}
-    per_subaccount: list[tuple[int, Figures]] = []
+    sql = f"SELECT product, sum(revenue), sum(cost) FROM ({source}) s GROUP BY product"  # noqa: S608 — our own SQL
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for subaccount_id, product, revenue, cost in cursor.fetchall():
-            figures = Figures(revenue=revenue or ZERO, cost=cost or ZERO)
-            if subaccount_id is None:
-                per_product[product] = figures
-            else:
-                per_subaccount.append((subaccount_id, figures))
-    return per_product, per_subaccount
+        return {product: Figures(revenue=revenue or ZERO, cost=cost or ZERO)
+                for product, revenue, cost in cursor.fetchall()}
 
 
 def _per_product(*, start: date, end: date, dashboard_filter: DashboardFilter) -> dict[str, Figures]:
     """Per product. For the whole agency, revenue (and the rebilled cost) and the provider cost come from the
     agency-wide daily rollups (≤ 5 rows a day each, whatever the number of sub-accounts)."""
     if dashboard_filter.subaccount_ids:
-        return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=0)[0]
+        return _per_product_of_subaccounts(start=start, end=end, dashboard_filter=dashboard_filter)
     rows = AgencyDayRollup.objects.filter(day__gte=start, day__lte=end)
     if dashboard_filter.product:
         rows = rows.filter(product=dashboard_filter.product)
@@ -275,7 +341,9 @@ def _per_product(*, start: date, end: date, dashboard_filter: DashboardFilter) -
 def _top_subaccounts(*, start: date, end: date, dashboard_filter: DashboardFilter,
                      top: int | None) -> list[tuple[int, Figures]]:
     """The sub-accounts with the most revenue. For one whole month of every product they are read in revenue
-    order off the monthly totals' index (50 rows, not 10,000 aggregated); otherwise aggregated."""
+    order off the monthly totals' index (50 rows, not 10,000 aggregated); for sub-accounts filtered on, looked up;
+    for any other range of the whole agency, found from each span's leaders, or (every row asked for, or leaders
+    that do not settle it) every sub-account summed."""
     months, spans = period_pieces(start, end)
     if top and len(months) == 1 and not spans and not dashboard_filter.product:
         totals = SubAccountMonthTotal.objects.filter(month=months[0])
@@ -293,9 +361,14 @@ def _top_subaccounts(*, start: date, end: date, dashboard_filter: DashboardFilte
                                                                                               "total"))
             return [(subaccount_id, Figures(revenue=revenue, cost=costs.get(subaccount_id) or ZERO))
                     for subaccount_id, revenue, _ in rows]
-    if not dashboard_filter.product:
-        return _span_figures(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
-    return _figures_by(start=start, end=end, dashboard_filter=dashboard_filter, top=top)[1]
+    if dashboard_filter.subaccount_ids:
+        return _figures_of(ids=dashboard_filter.subaccount_ids, start=start, end=end,
+                           dashboard_filter=dashboard_filter)[:top]
+    if top:
+        leaders = _top_by_threshold(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
+        if leaders is not None:
+            return leaders
+    return _span_figures(start=start, end=end, dashboard_filter=dashboard_filter, top=top)
 
 
 def _total(figures: dict[str, Figures]) -> Figures:
@@ -312,13 +385,7 @@ def rebilling_dashboard(*, dashboard_filter: DashboardFilter, top: int | None = 
     ids = [subaccount_id for subaccount_id, _ in top_rows]
     before: dict[int, Figures] = {}
     if ids:
-        if dashboard_filter.product:
-            _, previous_rows = _figures_by(start=previous_start, end=previous_end,
-                                           dashboard_filter=dashboard_filter, top=None, only_ids=ids)
-        else:
-            previous_rows = _span_figures(start=previous_start, end=previous_end, dashboard_filter=dashboard_filter,
-                                          top=None, only_ids=ids)
-        before = dict(previous_rows)
+        before = dict(_figures_of(ids=ids, start=previous_start, end=previous_end, dashboard_filter=dashboard_filter))
     names = dict(SubAccount.objects.filter(pk__in=ids).values_list("pk", "name"))
     labels = dict(Product.choices)
     return Dashboard(

@@ -244,6 +244,10 @@ class SubAccountSpanTotal(models.Model):
         ordering = ["span_days", "span_start", "subaccount"]
         constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "subaccount"],
                                                name="one_span_total", include=["revenue", "cost"])]
+        # Each span's sub-accounts by revenue: the dashboard's top sub-accounts of a range are found from the few
+        # leaders of each span (dashboard._top_by_threshold), without summing every sub-account.
+        indexes = [models.Index(fields=["span_days", "span_start", "-revenue"], include=["subaccount"],
+                                name="span_top_revenue")]
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.revenue}"
@@ -265,3 +269,42 @@ class SubAccountCostSpanTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subaccount_id} {self.span_start}+{self.span_days}: {self.cost}"
+
+
+class SubAccountProductSpanTotal(models.Model):
+    """SubAccountSpanTotal for one product: what the dashboard reads when it is filtered by product."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    product = models.CharField(max_length=20, choices=Product.choices)
+    span_start = models.DateField()
+    span_days = models.PositiveSmallIntegerField()
+    revenue = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["span_days", "span_start", "product", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "product", "subaccount"],
+                                               name="one_product_span_total", include=["revenue", "cost"])]
+        indexes = [models.Index(fields=["span_days", "span_start", "product", "-revenue"], include=["subaccount"],
+                                name="product_span_top_revenue")]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days} {self.product}: {self.revenue}"
+
+
+class SubAccountProductCostSpanTotal(models.Model):
+    """SubAccountCostSpanTotal for one product (kept by the usage deltas' statement trigger, migration 0010)."""
+
+    subaccount = models.ForeignKey(SubAccount, on_delete=models.PROTECT, related_name="+")
+    product = models.CharField(max_length=20, choices=Product.choices)
+    span_start = models.DateField()
+    span_days = models.PositiveSmallIntegerField()
+    cost = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        ordering = ["span_days", "span_start", "product", "subaccount"]
+        constraints = [models.UniqueConstraint(fields=["span_days", "span_start", "product", "subaccount"],
+                                               name="one_product_cost_span_total", include=["cost"])]
+
+    def __str__(self) -> str:
+        return f"{self.subaccount_id} {self.span_start}+{self.span_days} {self.product}: {self.cost}"

@@ -22,6 +22,7 @@ from creditusage.models import (
     SpendAlert,
     SpendAlertPolicy,
     SubAccountMonthTotal,
+    SubAccountProductSpanTotal,
     SubAccountSpanTotal,
     UsageMonthRollup,
     UsageRollup,
@@ -39,8 +40,8 @@ from wallets.models import Wallet, WalletEntry
 logger = logging.getLogger(__name__)
 
 # One statement for any number of wallets: the entries after each wallet's last counted seq, folded into every
-# rollup (usage per usage day and product, per month, per span of days, per agency day; every entry per created day,
-# product and sign).
+# rollup (usage per usage day and product, per month, per span of days with and without product, per agency day;
+# every entry per created day, product and sign).
 _ROLLUP_SQL = f"""
 WITH entries AS MATERIALIZED (
     SELECT w.subaccount_id, e.wallet_id, e.created_at, e.day, e.product, e.amount, e.units_delta, e.cost_delta,
@@ -77,6 +78,14 @@ WITH entries AS MATERIALIZED (
            subaccount_id, sum(revenue), sum(cost)
     FROM new CROSS JOIN unnest(%(span_days)s::int[]) AS s(days) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (span_days, span_start, subaccount_id) DO UPDATE SET
+        revenue = t.revenue + EXCLUDED.revenue, cost = t.cost + EXCLUDED.cost
+), product_span_totals AS (
+    INSERT INTO {SubAccountProductSpanTotal._meta.db_table} AS t
+        (span_days, span_start, product, subaccount_id, revenue, cost)
+    SELECT s.days, date_trunc('month', day)::date + (extract(day FROM day)::int - 1) / s.days * s.days,
+           product, subaccount_id, sum(revenue), sum(cost)
+    FROM new CROSS JOIN unnest(%(span_days)s::int[]) AS s(days) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (span_days, span_start, product, subaccount_id) DO UPDATE SET
         revenue = t.revenue + EXCLUDED.revenue, cost = t.cost + EXCLUDED.cost
 ), day_totals AS (
     INSERT INTO {LedgerDayTotal._meta.db_table} AS t

@@ -15,6 +15,7 @@ from creditusage.models import (
     AgencyDayRollup,
     LedgerDayTotal,
     SubAccountMonthTotal,
+    SubAccountProductSpanTotal,
     SubAccountSpanTotal,
     UsageMonthRollup,
     UsageRollup,
@@ -115,16 +116,23 @@ def test_rollups_equal_the_ledger_after_random_usage(world, connected, raw_strip
         summed_totals[(subaccount_id, month)] = (c + cost, r + revenue)
     assert months == summed_months and agency_days == summed_days and month_totals == summed_totals
     # and the per-sub-account span totals (any range's figures) equal the daily ones summed per span
+    # (of every product, and of each product)
     summed_spans: dict = {}
-    for subaccount_id, day, _, _, cost, revenue, _ in rollups:
+    summed_product_spans: dict = {}
+    for subaccount_id, day, product, _, cost, revenue, _ in rollups:
         for days in (1, 2, 4, 8, 16, 32):
             key = (days, day.replace(day=(day.day - 1) // days * days + 1), subaccount_id)
             c, r = summed_spans.get(key, (0, 0))
             summed_spans[key] = (c + cost, r + revenue)
+            c, r = summed_product_spans.get((*key, product), (0, 0))
+            summed_product_spans[(*key, product)] = (c + cost, r + revenue)
     with tenant_context(world.a.agency):
         span_totals = {(r.span_days, r.span_start, r.subaccount_id): (r.cost, r.revenue)
                        for r in SubAccountSpanTotal.objects.all()}
+        product_span_totals = {(r.span_days, r.span_start, r.subaccount_id, r.product): (r.cost, r.revenue)
+                               for r in SubAccountProductSpanTotal.objects.all()}
     assert len(span_totals) > len(rollups) / 6 and span_totals == summed_spans
+    assert len(product_span_totals) > len(span_totals) and product_span_totals == summed_product_spans
     assert any(row[3] > 0 for row in day_totals)
     assert day_totals == [tuple(row) for row in from_ledger]
 

@@ -2,6 +2,7 @@
 cost of every sub-account's usage (rebilled or not), rolled up from the usage deltas by their trigger. Every figure
 is checked against the ledger and the deltas summed straight from SQL."""
 
+import itertools
 import random
 from datetime import date, timedelta
 from decimal import Decimal
@@ -25,6 +26,7 @@ from creditusage.models import (
     SPAN_DAYS,
     AgencyCostDayRollup,
     SubAccountCostSpanTotal,
+    SubAccountProductCostSpanTotal,
     UsageCostMonthRollup,
     UsageCostRollup,
 )
@@ -44,11 +46,12 @@ def _sql_one(sql: str, params: list) -> Decimal:
         return cursor.fetchone()[0] or Decimal(0)
 
 
-def revenue(start: date, end: date, subaccount_id: int | None = None) -> Decimal:
+def revenue(start: date, end: date, subaccount_id: int | None = None, product: str = "") -> Decimal:
     """Σ client amounts of usage entries by usage day (the caller is in the agency's schema)."""
     return _sql_one("SELECT sum(-e.amount) FROM wallets_walletentry e JOIN wallets_wallet w ON w.id = e.wallet_id"
                     " WHERE e.usage_delta_id IS NOT NULL AND e.day BETWEEN %s AND %s"
-                    " AND (%s::bigint IS NULL OR w.subaccount_id = %s)", [start, end, subaccount_id, subaccount_id])
+                    " AND (%s::bigint IS NULL OR w.subaccount_id = %s) AND (%s = '' OR e.product = %s)",
+                    [start, end, subaccount_id, subaccount_id, product, product])
 
 
 def rebilled_cost(start: date, end: date) -> Decimal:
@@ -56,11 +59,11 @@ def rebilled_cost(start: date, end: date) -> Decimal:
                     " WHERE e.usage_delta_id IS NOT NULL AND e.day BETWEEN %s AND %s", [start, end])
 
 
-def all_cost(start: date, end: date, subaccount_id: int | None = None) -> Decimal:
+def all_cost(start: date, end: date, subaccount_id: int | None = None, product: str = "") -> Decimal:
     """Σ every usage delta's cost, rebilled or not."""
     return _sql_one("SELECT sum(d.cost_delta) FROM phone_usagedelta d JOIN phone_usageline l ON l.id = d.line_id"
-                    " WHERE l.day BETWEEN %s AND %s AND (%s::bigint IS NULL OR l.subaccount_id = %s)",
-                    [start, end, subaccount_id, subaccount_id])
+                    " WHERE l.day BETWEEN %s AND %s AND (%s::bigint IS NULL OR l.subaccount_id = %s)"
+                    " AND (%s = '' OR l.product = %s)", [start, end, subaccount_id, subaccount_id, product, product])
 
 
 def _not_rebilled(subaccount, sid: str) -> None:
@@ -218,15 +221,21 @@ def test_cost_rollups_equal_the_deltas_whatever_writes_them(world, db):
         # the agency-wide daily cost and the per-sub-account span totals, summed here from the deltas
         agency_days: dict = {}
         spans: dict = {}
+        product_spans: dict = {}
         for subaccount_id, day, product, units, cost, deltas in by_day:
             u, c, n = agency_days.get((day, product), (0, 0, 0))
             agency_days[(day, product)] = (u + units, c + cost, n + deltas)
             for key in span_keys(day):
                 spans[(*key, subaccount_id)] = spans.get((*key, subaccount_id), 0) + cost
+                product_spans[(*key, product, subaccount_id)] = product_spans.get(
+                    (*key, product, subaccount_id), 0) + cost
         assert {(r.day, r.product): (r.units, r.cost, r.deltas)
                 for r in AgencyCostDayRollup.objects.all()} == agency_days
         assert {(r.span_days, r.span_start, r.subaccount_id): r.cost
                 for r in SubAccountCostSpanTotal.objects.all()} == spans
+        assert len(product_spans) > len(spans) and {
+            (r.span_days, r.span_start, r.product, r.subaccount_id): r.cost
+            for r in SubAccountProductCostSpanTotal.objects.all()} == product_spans
     with tenant_context(world.b.agency):
         assert not UsageCostRollup.objects.exists()
 
@@ -265,25 +274,29 @@ def test_random_ranges_per_sub_account_equal_the_ledger_and_the_totals_their_sum
         for _ in range(12):
             end = today - timedelta(days=rng.randint(0, 40))
             start = end - timedelta(days=rng.randint(0, 60))
-            for rebilled_only in (False, True):
+            for rebilled_only, product in itertools.product((False, True), ("", rng.choice(list(Product)))):
                 dashboard = rebilling_dashboard(dashboard_filter=DashboardFilter(
-                    start=start, end=end, rebilled_only=rebilled_only), top=None)
+                    start=start, end=end, rebilled_only=rebilled_only, product=product), top=None)
                 rows = {row.subaccount_id: row for row in dashboard.per_subaccount}
                 for subaccount in (rebilled, plain):
                     row = rows.get(subaccount.pk)
                     expected_cost = (_sql_one(
                         "SELECT sum(e.cost_delta) FROM wallets_walletentry e JOIN wallets_wallet w"
                         " ON w.id = e.wallet_id WHERE e.usage_delta_id IS NOT NULL AND e.day BETWEEN %s AND %s"
-                        " AND w.subaccount_id = %s", [start, end, subaccount.pk])
-                        if rebilled_only else all_cost(start, end, subaccount.pk))
-                    assert (row.current.revenue if row else 0) == revenue(start, end, subaccount.pk), (start, end)
-                    assert (row.current.cost if row else 0) == expected_cost, (start, end, rebilled_only)
+                        " AND w.subaccount_id = %s AND (%s = '' OR e.product = %s)",
+                        [start, end, subaccount.pk, product, product])
+                        if rebilled_only else all_cost(start, end, subaccount.pk, product))
+                    assert (row.current.revenue if row else 0) == revenue(start, end, subaccount.pk, product), (
+                        start, end, product)
+                    assert (row.current.cost if row else 0) == expected_cost, (start, end, rebilled_only, product)
                     previous_start, previous_end = previous_period(start, end)
                     if row:
-                        assert row.previous.revenue == revenue(previous_start, previous_end, subaccount.pk)
+                        assert row.previous.revenue == revenue(previous_start, previous_end, subaccount.pk, product)
                 assert dashboard.total.revenue == sum((r.current.revenue for r in rows.values()), Decimal(0))
                 assert dashboard.total.cost == sum((r.current.cost for r in rows.values()), Decimal(0))
-                assert dashboard.total.cost == (rebilled_cost(start, end) if rebilled_only else all_cost(start, end))
+                if not product:
+                    assert dashboard.total.cost == (rebilled_cost(start, end) if rebilled_only
+                                                    else all_cost(start, end))
 
 
 def test_periods():

@@ -14,7 +14,13 @@ from django.db import connection, connections
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from creditusage.models import AgencyCostDayRollup, SubAccountCostSpanTotal, UsageCostMonthRollup, UsageCostRollup
+from creditusage.models import (
+    AgencyCostDayRollup,
+    SubAccountCostSpanTotal,
+    SubAccountProductCostSpanTotal,
+    UsageCostMonthRollup,
+    UsageCostRollup,
+)
 from devservices.fake_twilio import inject_fault, request_log
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from phone.services import (
@@ -251,6 +257,7 @@ def committed(world, django_db_blocker) -> Iterator[None]:
                 UsageCostRollup.objects.all().delete()
                 UsageCostMonthRollup.objects.all().delete()
                 SubAccountCostSpanTotal.objects.all().delete()
+                SubAccountProductCostSpanTotal.objects.all().delete()
                 AgencyCostDayRollup.objects.all().delete()
                 SubAccount.objects.filter(name__startswith="Batch client").delete()
             connection.set_schema_to_public()

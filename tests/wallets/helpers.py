@@ -83,4 +83,5 @@ def truncate_wallets() -> None:
         cursor.execute("TRUNCATE wallets_walletentry, wallets_refund, wallets_charge, wallets_wallet,"
                        " creditusage_ledgerdaytotal, creditusage_usagerollup, creditusage_usagemonthrollup,"
                        " creditusage_agencydayrollup, creditusage_subaccountspantotal,"
-                       " creditusage_subaccountmonthtotal, creditusage_spendalert")
+                       " creditusage_subaccountproductspantotal, creditusage_subaccountmonthtotal,"
+                       " creditusage_spendalert")

@@ -30,18 +30,23 @@ def daily_stacked_svg(*, days: dict[date, dict[str, Decimal]], start: date, end:
              f'<text x="4" y="14" font-size="11">${top:.2f}</text>',
              f'<text x="4" y="{HEIGHT - BOTTOM}" font-size="11">$0</text>',
              f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - 8}" y2="{HEIGHT - BOTTOM}" stroke="#999"/>']
+    labels = {product: escape(product.label) for product in Product}  # once, not once a bar
+    width = f"{max(bar_w - 1, 1):.1f}"
     for i in range(span):
         day = start + timedelta(days=i)
+        values = days.get(day)
+        if not values:
+            continue
         y = float(HEIGHT - BOTTOM)
         for product in Product:
-            value = days.get(day, {}).get(product.value, Decimal(0))
-            if value <= 0:
+            value = values.get(product.value)
+            if value is None or value <= 0:
                 continue
             h = float(value / top) * plot_h
             y -= h
-            parts.append(f'<rect x="{LEFT + i * bar_w:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-                         f'height="{h:.1f}" fill="{COLOURS[product]}"><title>{day:%Y-%m-%d} '
-                         f'{escape(product.label)}: ${value:.2f}</title></rect>')
+            parts.append(f'<rect x="{LEFT + i * bar_w:.1f}" y="{y:.1f}" width="{width}" '
+                         f'height="{h:.1f}" fill="{COLOURS[product]}"><title>{day.isoformat()} '
+                         f'{labels[product]}: ${value:.2f}</title></rect>')
     parts.append(f'<text x="{LEFT}" y="{HEIGHT - 6}" font-size="11">{start:%Y-%m-%d}</text>')
     parts.append(f'<text x="{WIDTH - 8}" y="{HEIGHT - 6}" font-size="11" text-anchor="end">{end:%Y-%m-%d}</text>')
     parts.append("</svg>")

@@ -1,6 +1,7 @@
 """Benchmark of credit usage details: the pages people open on a big history.
 
     .venv/bin/python -m bench.usage_details [--entries 1000000] [--subaccounts 10000] [--runs 20] [--vacuum]
+    .venv/bin/python -m bench.usage_details --reuse rebill_bench_details_1234   # a database kept by an earlier run
 
 Builds one Pro agency in a scratch database with `--subaccounts` rebilled sub-accounts. One of them gets
 `--entries` usage deltas over a year (5 products × 365 days), rated by `wallet_rate` itself (so its ledger and
@@ -17,6 +18,7 @@ import argparse
 import os
 import statistics
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.scratch import scratch_database
 
@@ -28,12 +30,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--vacuum", action="store_true",
                         help="VACUUM ANALYZE after seeding, as autovacuum does after a bulk load (pages all-visible)")
+    parser.add_argument("--reuse", metavar="DATABASE",
+                        help="time the pages of a database an earlier run kept (BENCH_KEEP_DATABASE=1): no setup")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rebill.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("DJANGO_DEBUG", "false")  # DEBUG keeps every query: not what production runs
+    if args.reuse:
+        server = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+        os.environ["DATABASE_URL"] = urlunsplit(server._replace(path=f"/{args.reuse}"))
+        return _time(runs=args.runs)
     with scratch_database("rebill_bench_details"):
-        return _run(entries=args.entries, subaccounts=args.subaccounts, runs=args.runs, vacuum=args.vacuum)
+        return _build(entries=args.entries, subaccounts=args.subaccounts, runs=args.runs, vacuum=args.vacuum)
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -42,7 +50,7 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms"
 
 
-def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> int:  # noqa: PLR0915
+def _build(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> int:  # noqa: PLR0915
     import django
 
     django.setup()
@@ -50,20 +58,17 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
 
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
     from django.utils import timezone
     from django_tenants.utils import tenant_context
 
     from agencies.plans import Plan
     from agencies.services import agency_create, platform_tenant_ensure
     from billing.models import BillingProfile
-    from creditusage.selectors import Cursor
     from people.models import User
     from phone.models import SubAccountProvider
     from rebilling.models import SubAccountRebilling
     from stripe_connect.services import stripe_account_record
     from subaccounts.models import Membership, SubAccount
-    from wallets.models import WalletEntry
     from wallets.services import wallet_rate
 
     days, products = 365, ["sms", "mms", "calls", "phone_numbers", "other"]
@@ -76,7 +81,6 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                            admin_password="correct-horse-battery-42")
     account_id = "acct_1BenchBenchBenchB"
     stripe_account_record(agency=agency, account_id=account_id)
-    host = agency.domains.get(is_primary=True).domain
     began_setup = time.perf_counter()
     with tenant_context(agency):
         clients = SubAccount.objects.bulk_create((SubAccount(name=f"Client {n}") for n in range(subaccounts)),
@@ -180,6 +184,34 @@ def _run(*, entries: int, subaccounts: int, runs: int, vacuum: bool = False) -> 
                 GROUP BY 1, 2, 3, 4""", [big.pk])
             cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
         print(f"  set up in {time.perf_counter() - began_setup:.0f} s", flush=True)
+    connection.set_schema_to_public()
+    return _time(runs=runs)
+
+
+def _time(*, runs: int) -> int:
+    """Time the pages of the database built by _build (or kept from an earlier run)."""
+    import django
+
+    django.setup()
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+    from django_tenants.utils import tenant_context
+
+    from agencies.models import Agency
+    from creditusage.selectors import Cursor
+    from people.models import User
+    from subaccounts.models import Membership
+    from wallets.models import WalletEntry
+
+    agency = Agency.objects.get(slug="bench")
+    host = agency.domains.get(is_primary=True).domain
+    with tenant_context(agency):
+        owner = User.objects.get(email="owner@bench-client.test")
+        big = Membership.objects.get(user=owner).subaccount
+        rated = WalletEntry.objects.filter(wallet__subaccount=big).count()
         deep = WalletEntry.objects.filter(wallet__subaccount=big, seq=rated // 10).get()
         deep_cursor = Cursor(created_at=deep.created_at, seq=deep.seq).encode()
         admin = User.objects.get(email="admin@bench.test")

@@ -1,0 +1,172 @@
+"""wallets/services/refunds.py where the rest of the suite does not look: a refund Stripe cannot make (the agency
+disconnected, or Stripe refuses it) fails with its reason and debits nothing; a refund's ledger entry names the
+payment and the Stripe refund; which refunds the maintenance job resumes, and when it stops sending one; the crash
+points the SIGKILL test arms are passed once per refund."""
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.test.utils import override_settings
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from stripe_connect.models import ConnectedAccount
+from tests.billing.fixtures import ACCT_A, on
+from tests.wallets.helpers import rebill
+from wallets.crashpoints import crash_arm, crash_disarm, crash_remaining
+from wallets.models import Charge, Refund, WalletEntry
+from wallets.services import charge_execute, wallet_add_balance_start, wallet_ensure, wallets_audit
+from wallets.services.refunds import (
+    _refund_settle,
+    charge_refund,
+    charge_refundable,
+    refund_resume,
+    refund_start,
+    refunds_to_resume,
+)
+from wallets.services.stripe_charging import KEY_SAFE_FOR
+
+pytestmark = pytest.mark.django_db
+
+REFUNDS_LOG = "wallets.services.refunds"
+
+
+def _paid(client, raw_stripe, amount="20.00"):
+    rebill(client, account_id=ACCT_A, raw=raw_stripe)
+    wallet = wallet_ensure(subaccount=client)
+    charge = charge_execute(charge_id=wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal(amount),
+                                                               by="owner").pk)
+    assert charge.status == Charge.Status.SUCCEEDED
+    return wallet, charge
+
+
+def _failed_as_logged(caplog, refund: Refund) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == REFUNDS_LOG and r.levelno == logging.WARNING
+            and r.getMessage().startswith(f"Refund {refund.pk} ")]
+
+
+def test_a_refund_after_the_agency_disconnected_stripe_fails_with_the_reason_and_debits_nothing(
+        world, connected, raw_stripe, caplog):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        # given the agency disconnected its Stripe account after the client paid
+        ConnectedAccount.objects.filter(agency=world.a.agency).delete()
+
+        # when the agency admin refunds part of the payment
+        with caplog.at_level(logging.WARNING, logger=REFUNDS_LOG):
+            refund = charge_refund(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
+
+        # then the refund failed, saying why, when, and that Stripe made none
+        refund.refresh_from_db()
+        reason = "The agency's Stripe account is no longer connected."
+        assert (refund.status, refund.failure_message, refund.stripe_refund_id) == (Refund.Status.FAILED, reason, "")
+        assert refund.completed_at is not None and timezone.now() - refund.completed_at < timedelta(minutes=1)
+        assert _failed_as_logged(caplog, refund) == [f"Refund {refund.pk} failed: {reason}"]
+        # and the wallet was not debited; the whole payment can still be refunded
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("20") and not WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND)
+        assert charge_refundable(charge=charge) == Decimal("20.00")
+    assert raw_stripe.v1.refunds.list(options=on(ACCT_A)).data == []
+
+
+def test_a_refund_stripe_refuses_fails_with_stripes_reason_and_debits_nothing(world, connected, raw_stripe, caplog):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        # given a payment whose PaymentIntent Stripe no longer knows
+        Charge.objects.filter(pk=charge.pk).update(payment_intent_id="pi_GoneFromStripe0000")
+
+        # when the agency admin refunds it
+        with caplog.at_level(logging.WARNING, logger=REFUNDS_LOG):
+            refund = charge_refund(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
+
+        # then the refund failed with Stripe's reason, no Stripe refund id, and nothing was debited
+        refund.refresh_from_db()
+        assert refund.status == Refund.Status.FAILED and refund.stripe_refund_id == ""
+        assert refund.failure_message == "Not Found"  # Stripe's own words (localstripe's, for an unknown id)
+        assert refund.completed_at is not None
+        assert _failed_as_logged(caplog, refund) == [f"Refund {refund.pk} failed: {refund.failure_message}"]
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("20") and not WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND)
+
+
+def test_a_refund_is_one_ledger_entry_naming_the_payment_and_stripes_refund(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        refund = charge_refund(charge_id=charge.pk, amount=Decimal("7.50"), by=world.a.admin)
+        [stripe_refund] = raw_stripe.v1.refunds.list(options=on(ACCT_A)).data
+
+        refund.refresh_from_db()
+        assert (refund.status, refund.stripe_refund_id) == (Refund.Status.SUCCEEDED, stripe_refund.id)
+        assert refund.completed_at is not None and refund.failure_message == ""
+        entries = [(e.kind, e.amount, e.charge_id, e.refund_id, e.note, e.created_by)
+                   for e in WalletEntry.objects.filter(wallet=wallet, kind=WalletEntry.Kind.REFUND)]
+        assert entries == [(WalletEntry.Kind.REFUND, Decimal("-7.50"), charge.pk, refund.pk,
+                            f"Refunded to the card ({stripe_refund.id})", world.a.admin.email)]
+        assert wallets_audit() == []
+
+
+def test_a_failure_longer_than_the_column_is_cut_not_lost(world, connected, raw_stripe, caplog):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        refund = refund_start(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
+        _refund_settle(refund.pk, stripe_refund_id="", failure="x" * 600)
+        refund.refresh_from_db()
+        assert refund.status == Refund.Status.FAILED and refund.failure_message == "x" * 500
+
+
+def test_the_job_resumes_refunds_left_started_for_ten_minutes_oldest_first(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        first = refund_start(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
+        second = refund_start(charge_id=charge.pk, amount=Decimal("2.00"), by=world.a.admin)
+        assert refunds_to_resume() == []
+        with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+            assert refunds_to_resume() == [first.pk, second.pk]
+
+
+def test_a_refund_is_sent_again_up_to_the_keys_last_moment_then_left_for_a_person(
+        world, connected, raw_stripe, caplog):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        late = refund_start(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
+        last_moment = refund_start(charge_id=charge.pk, amount=Decimal("2.00"), by=world.a.admin)
+
+        # when the job finds one refund just past the key's window, another exactly at its end
+        with caplog.at_level(logging.ERROR, logger=REFUNDS_LOG):
+            with time_machine.travel(late.created_at + KEY_SAFE_FOR + timedelta(microseconds=1), tick=False):
+                assert refund_resume(refund_id=late.pk).status == Refund.Status.STARTED
+            with time_machine.travel(last_moment.created_at + KEY_SAFE_FOR, tick=False):
+                assert refund_resume(refund_id=last_moment.pk).status == Refund.Status.SUCCEEDED
+
+        # then only the one within the window reached Stripe; the other is named for a person to settle by hand
+        assert [r.amount for r in raw_stripe.v1.refunds.list(options=on(ACCT_A)).data] == [200]
+        assert [r.getMessage() for r in caplog.records if r.name == REFUNDS_LOG and r.levelno == logging.ERROR] == [
+            f"Refund {late.pk} ({late.idempotency_key}) has been STARTED for over a day: check it in Stripe and "
+            "settle it by hand"]
+
+
+@override_settings(WALLET_CRASH_POINTS=True)
+def test_a_refund_passes_once_through_each_crash_point_the_sigkill_test_arms(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        # given the crash points on (as in every test run) and armed to kill nobody (each pass takes one)
+        for point in ("before_stripe", "after_stripe"):
+            crash_arm(point, 0)
+        try:
+            charge_refund(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
+            # then the refund went once through the point before Stripe and once through the one after
+            assert (crash_remaining("before_stripe"), crash_remaining("after_stripe")) == (-1, -1)
+        finally:
+            crash_disarm()
+
+
+def test_nothing_is_refundable_of_a_payment_that_did_not_succeed(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        _, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        assert charge_refundable(charge=charge) == Decimal("20.00")
+        for status in (Charge.Status.FAILED, Charge.Status.PROCESSING, Charge.Status.ABANDONED):
+            charge.status = status
+            assert charge_refundable(charge=charge) == 0

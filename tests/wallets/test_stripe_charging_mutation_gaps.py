@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import stripe
+import time_machine
 from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -25,7 +26,7 @@ from wallets.crashpoints import crash_arm, crash_disarm, crash_remaining
 from wallets.models import Charge, Wallet
 from wallets.services import charge_execute, charge_reconcile, wallet_adjust, wallet_ensure, wallet_recharge_start
 from wallets.services.charging import CLIENT_CHARGES, charge_record_from_stripe
-from wallets.services.stripe_charging import _abandon, _declined, decline_is_retryable
+from wallets.services.stripe_charging import KEY_SAFE_FOR, _abandon, _declined, decline_is_retryable
 
 pytestmark = pytest.mark.django_db
 
@@ -358,3 +359,90 @@ def test_a_charge_passes_once_through_each_crash_point_the_sigkill_test_arms(wor
             assert (crash_remaining("before_stripe"), crash_remaining("after_stripe")) == (-1, -1)
         finally:
             crash_disarm()
+
+
+def _payment_intents(raw_stripe) -> list:
+    return raw_stripe.v1.payment_intents.list(options=on(ACCT_A)).data
+
+
+def test_a_charge_that_already_has_its_payment_intent_is_read_back_not_sent_again(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        # given a fresh recharge whose PaymentIntent is known (recorded before the worker died), made without its key
+        wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        made = AgencyStripe(ACCT_A).payment_intent_create_off_session(
+            amount=charge.amount, currency=charge.currency, customer_id=charge.stripe_customer_id,
+            payment_method_id=charge.payment_method_id, metadata=CLIENT_CHARGES.metadata(charge),
+            idempotency_key=f"elsewhere-{charge.idempotency_key}")
+        Charge.objects.filter(pk=charge.pk).update(payment_intent_id=made.id)
+
+        # when the charge is run again
+        charge = charge_execute(charge_id=charge.pk)
+
+        # then that PaymentIntent settled it: nothing new at Stripe, the wallet credited once
+        wallet.refresh_from_db()
+        assert (charge.status, charge.payment_intent_id) == (Charge.Status.SUCCEEDED, made.id)
+        assert [intent.id for intent in _payment_intents(raw_stripe)] == [made.id]
+        assert wallet.balance == Decimal("2") + charge.amount
+
+
+def test_a_charge_is_sent_up_to_its_keys_last_moment_then_only_looked_up(world, connected, raw_stripe, caplog):
+    with tenant_context(world.a.agency):
+        wallet, late = _below_threshold(world.a.subaccounts[0], raw_stripe)
+
+        # when a rerun finds the charge just past the window in which Stripe still knows its key
+        with caplog.at_level(logging.WARNING, logger=CHARGING_LOG):
+            with time_machine.travel(late.created_at + KEY_SAFE_FOR + timedelta(microseconds=1), tick=False):
+                late = charge_execute(charge_id=late.pk)
+
+        # then it is not sent (a second payment could follow): no PaymentIntent carries its key, so it is given up
+        assert late.status == Charge.Status.ABANDONED and _payment_intents(raw_stripe) == []
+        assert [r.getMessage() for r in caplog.records if r.name == CHARGING_LOG] == [
+            f"Charge {late.pk} abandoned: No PaymentIntent carries this charge's key: it never reached Stripe."]
+
+        # and a charge found exactly at the window's end is still sent, with its key
+        Wallet.objects.filter(pk=wallet.pk).update(recharge_state=Wallet.RechargeState.OK)
+        last_moment = wallet_recharge_start(wallet_id=wallet.pk)
+        with time_machine.travel(last_moment.created_at + KEY_SAFE_FOR, tick=False):
+            assert charge_execute(charge_id=last_moment.pk).status == Charge.Status.SUCCEEDED
+        assert [intent.metadata["rebill_charge"] for intent in _payment_intents(raw_stripe)] == [
+            last_moment.idempotency_key]
+
+
+def test_a_payment_intent_still_processing_is_recorded_and_credited_only_when_it_succeeds(
+        world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        # given a recharge sent to Stripe
+        wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        answer = {"id": "pi_slow", "object": "payment_intent", "amount": to_minor_units(charge.amount, "usd"),
+                  "currency": "usd", "metadata": {"rebill_charge": charge.idempotency_key}}
+
+        # when Stripe answers that the payment is processing (a bank debit; localstripe never says so)
+        charge_record_from_stripe(intent=stripe.PaymentIntent.construct_from({**answer, "status": "processing"},
+                                                                             "sk_test"))
+
+        # then the charge waits, processing, with its PaymentIntent kept for the reconciler; nothing credited yet
+        charge.refresh_from_db()
+        wallet.refresh_from_db()
+        assert (charge.status, charge.payment_intent_id, charge.completed_at) == (
+            Charge.Status.PROCESSING, "pi_slow", None)
+        assert wallet.balance == Decimal("2")
+
+        # and when it succeeds later, the wallet is credited once
+        charge_record_from_stripe(intent=stripe.PaymentIntent.construct_from({**answer, "status": "succeeded"},
+                                                                             "sk_test"))
+        charge.refresh_from_db()
+        wallet.refresh_from_db()
+        assert charge.status == Charge.Status.SUCCEEDED and wallet.balance == Decimal("2") + charge.amount
+
+
+def test_a_scheduled_retry_starts_at_the_moment_it_is_due_not_before(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        wallet, _ = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        Charge.objects.all().delete()
+        due = timezone.now() + timedelta(hours=1)
+        Wallet.objects.filter(pk=wallet.pk).update(recharge_state=Wallet.RechargeState.FAILED, failed_retries=1,
+                                                   next_retry_at=due)
+        with time_machine.travel(due - timedelta(microseconds=1), tick=False):
+            assert wallet_recharge_start(wallet_id=wallet.pk, retry=True) is None
+        with time_machine.travel(due, tick=False):
+            assert wallet_recharge_start(wallet_id=wallet.pk, retry=True) is not None

@@ -46,6 +46,14 @@ def _below_threshold(client, raw_stripe, **card) -> tuple[Wallet, Charge]:
     return wallet, wallet_recharge_start(wallet_id=wallet.pk)
 
 
+def _payment_intent_made_for(charge: Charge, *, idempotency_key: str):
+    """The charge's PaymentIntent made at Stripe as our own call makes it, under the given idempotency key."""
+    return AgencyStripe(ACCT_A).payment_intent_create_off_session(
+        amount=charge.amount, currency=charge.currency, customer_id=charge.stripe_customer_id,
+        payment_method_id=charge.payment_method_id, metadata=CLIENT_CHARGES.metadata(charge),
+        idempotency_key=idempotency_key)
+
+
 def test_a_recharge_the_bank_holds_records_that_the_card_holder_must_confirm(world, connected, raw_stripe):
     with tenant_context(world.a.agency):
         wallet, charge = recharge_held_by_the_bank(world.a.subaccounts[0], raw=raw_stripe)
@@ -192,10 +200,7 @@ def test_a_charge_left_processing_is_settled_by_looking_its_payment_intent_up(wo
     with tenant_context(world.a.agency):
         # given a recharge Stripe charged, recorded as processing by an earlier answer
         wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
-        intent = AgencyStripe(ACCT_A).payment_intent_create_off_session(
-            amount=charge.amount, currency=charge.currency, customer_id=charge.stripe_customer_id,
-            payment_method_id=charge.payment_method_id, metadata=CLIENT_CHARGES.metadata(charge),
-            idempotency_key=str(charge.idempotency_key))
+        intent = _payment_intent_made_for(charge, idempotency_key=str(charge.idempotency_key))
         Charge.objects.filter(pk=charge.pk).update(status=Charge.Status.PROCESSING, payment_intent_id=intent.id)
 
         # when the reconciler runs
@@ -369,10 +374,7 @@ def test_a_charge_that_already_has_its_payment_intent_is_read_back_not_sent_agai
     with tenant_context(world.a.agency):
         # given a fresh recharge whose PaymentIntent is known (recorded before the worker died), made without its key
         wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
-        made = AgencyStripe(ACCT_A).payment_intent_create_off_session(
-            amount=charge.amount, currency=charge.currency, customer_id=charge.stripe_customer_id,
-            payment_method_id=charge.payment_method_id, metadata=CLIENT_CHARGES.metadata(charge),
-            idempotency_key=f"elsewhere-{charge.idempotency_key}")
+        made = _payment_intent_made_for(charge, idempotency_key=f"elsewhere-{charge.idempotency_key}")
         Charge.objects.filter(pk=charge.pk).update(payment_intent_id=made.id)
 
         # when the charge is run again

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +18,7 @@ from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
 from subaccounts.models import SubAccount
 from tests.billing.fixtures import ACCT_A, customer_with_card
+from wallets.crashpoints import crash_arm, crash_disarm, crash_remaining
 from wallets.models import Charge, Wallet
 
 DECLINING_CARD = "4000000000000341"
@@ -85,3 +88,16 @@ def truncate_wallets() -> None:
                        " creditusage_agencydayrollup, creditusage_subaccountspantotal,"
                        " creditusage_subaccountproductspantotal, creditusage_subaccountmonthtotal,"
                        " creditusage_spendalert")
+
+
+@contextmanager
+def stripe_crash_point_passes() -> Iterator[Callable[[], tuple[int, int]]]:
+    """The crash points around a Stripe call (on, as in every test run) armed to kill nobody: each pass takes one,
+    so what is left counts the passes through the point before Stripe and the one after."""
+    points = ("before_stripe", "after_stripe")
+    for point in points:
+        crash_arm(point, 0)
+    try:
+        yield lambda: (-crash_remaining(points[0]), -crash_remaining(points[1]))
+    finally:
+        crash_disarm()

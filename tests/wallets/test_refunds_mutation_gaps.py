@@ -15,8 +15,7 @@ from django_tenants.utils import tenant_context
 
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
-from tests.wallets.helpers import rebill
-from wallets.crashpoints import crash_arm, crash_disarm, crash_remaining
+from tests.wallets.helpers import rebill, stripe_crash_point_passes
 from wallets.models import Charge, Refund, WalletEntry
 from wallets.services import charge_execute, wallet_add_balance_start, wallet_ensure, wallets_audit
 from wallets.services.refunds import (
@@ -152,15 +151,10 @@ def test_a_refund_is_sent_again_up_to_the_keys_last_moment_then_left_for_a_perso
 def test_a_refund_passes_once_through_each_crash_point_the_sigkill_test_arms(world, connected, raw_stripe):
     with tenant_context(world.a.agency):
         _, charge = _paid(world.a.subaccounts[0], raw_stripe)
-        # given the crash points on (as in every test run) and armed to kill nobody (each pass takes one)
-        for point in ("before_stripe", "after_stripe"):
-            crash_arm(point, 0)
-        try:
+        with stripe_crash_point_passes() as passes:
             charge_refund(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
             # then the refund went once through the point before Stripe and once through the one after
-            assert (crash_remaining("before_stripe"), crash_remaining("after_stripe")) == (-1, -1)
-        finally:
-            crash_disarm()
+            assert passes() == (1, 1)
 
 
 def test_nothing_is_refundable_of_a_payment_that_did_not_succeed(world, connected, raw_stripe):

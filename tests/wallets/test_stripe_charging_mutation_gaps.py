@@ -21,8 +21,7 @@ from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from stripe_connect.money import to_minor_units
 from tests.billing.fixtures import ACCT_A, on
-from tests.wallets.helpers import DECLINING_CARD, rebill, recharge_held_by_the_bank
-from wallets.crashpoints import crash_arm, crash_disarm, crash_remaining
+from tests.wallets.helpers import DECLINING_CARD, rebill, recharge_held_by_the_bank, stripe_crash_point_passes
 from wallets.models import Charge, Wallet
 from wallets.services import charge_execute, charge_reconcile, wallet_adjust, wallet_ensure, wallet_recharge_start
 from wallets.services.charging import CLIENT_CHARGES, charge_record_from_stripe
@@ -355,15 +354,10 @@ def test_a_successful_retry_clears_the_failure_the_pages_showed(world, connected
 def test_a_charge_passes_once_through_each_crash_point_the_sigkill_test_arms(world, connected, raw_stripe):
     with tenant_context(world.a.agency):
         _, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
-        # given the crash points on (as in every test run) and armed to kill nobody (each pass takes one)
-        for point in ("before_stripe", "after_stripe"):
-            crash_arm(point, 0)
-        try:
+        with stripe_crash_point_passes() as passes:
             assert charge_execute(charge_id=charge.pk).status == Charge.Status.SUCCEEDED
             # then the charge went once through the point before Stripe and once through the one after
-            assert (crash_remaining("before_stripe"), crash_remaining("after_stripe")) == (-1, -1)
-        finally:
-            crash_disarm()
+            assert passes() == (1, 1)
 
 
 def _payment_intents(raw_stripe) -> list:

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.usage_details [--entries 1000000] [--subaccounts 10000] [--runs 20] [--vacuum]
     .venv/bin/python -m bench.usage_details --reuse rebill_bench_details_1234   # a database kept by an earlier run
+    BENCH_PROFILE='agency dashboard' [BENCH_PROFILE_SORT=tottime] .venv/bin/python -m bench.usage_details --reuse …
+                                                   # cProfile of one page, then its slowest queries
 
 Builds one Pro agency in a scratch database with `--subaccounts` rebilled sub-accounts. One of them gets
 `--entries` usage deltas over a year (5 products × 365 days), rated by `wallet_rate` itself (so its ledger and
@@ -246,12 +248,13 @@ def _time(*, runs: int) -> int:
         import pstats
 
         browser, url = pages[os.environ["BENCH_PROFILE"]]
+        browser.get(url)  # imports and caches are the first request's, not the page's
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(runs):
             browser.get(url)
         profile.disable()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profile).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
         from django.db import reset_queries
         from django.test.utils import CaptureQueriesContext
 

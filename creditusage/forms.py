@@ -17,12 +17,29 @@ from creditusage.selectors import CREDIT, DEBIT, Cursor, EntryFilter, month_boun
 from subaccounts.models import SubAccount
 
 
+class WrittenOutSelect(forms.Select):
+    """The stock select, its options written out here: the stock widget renders a template per option, which cost
+    more than a whole table of 50 rows (the dashboard's sub-accounts, a page's filters)."""
+
+    def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> SafeString:
+        chosen = set(self.format_value(value))
+        options = format_html_join("", '<option value="{}"{}>{}</option>', (
+            (option, " selected" if str(option) in chosen else "", label) for option, label in self.choices))
+        return format_html('<select name="{}"{}{}>{}</select>', name, flatatt(self.build_attrs(self.attrs, attrs)),
+                           " multiple" if self.allow_multiple_selected else "", options)
+
+
+class SubAccountSelect(WrittenOutSelect, forms.SelectMultiple):
+    """The dashboard's sub-accounts, several at once."""
+
+
 class EntryFilterForm(forms.Form):
     start = forms.DateField(required=False, label="From")
     end = forms.DateField(required=False, label="To")
-    direction = forms.ChoiceField(required=False, label="Credit/debit",
+    direction = forms.ChoiceField(required=False, label="Credit/debit", widget=WrittenOutSelect,
                                   choices=[("", "All"), (CREDIT, "Credits"), (DEBIT, "Debits")])
-    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices])
+    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices],
+                                widget=WrittenOutSelect)
     after = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean_after(self) -> Cursor | None:
@@ -53,7 +70,8 @@ MAX_RANGE_DAYS = 3 * 366  # the dashboard reads a period's whole months from the
 class AgencyWalletFilterForm(forms.Form):
     start = forms.DateField(required=False, label="From")
     end = forms.DateField(required=False, label="To")
-    kind = forms.ChoiceField(required=False, label="Type", choices=[("", "All"), *AgencyWalletEntry.Kind.choices])
+    kind = forms.ChoiceField(required=False, label="Type", choices=[("", "All"), *AgencyWalletEntry.Kind.choices],
+                             widget=WrittenOutSelect)
     after = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def clean(self) -> dict:
@@ -66,18 +84,6 @@ class AgencyWalletFilterForm(forms.Form):
     def wallet_filter(self) -> AgencyWalletFilter:
         data = self.cleaned_data if self.is_bound else {}
         return AgencyWalletFilter(start=data.get("start"), end=data.get("end"), kind=data.get("kind") or "")
-
-
-class SubAccountSelect(forms.SelectMultiple):
-    """The stock multiple select, its options written out here: the stock widget renders a template per option, and
-    for the dashboard's 50 sub-accounts that took longer than the rest of the page."""
-
-    def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> SafeString:
-        chosen = {str(v) for v in (value if isinstance(value, list | tuple) else [value]) if v not in (None, "")}
-        options = format_html_join("", '<option value="{}"{}>{}</option>', (
-            (option, " selected" if str(option) in chosen else "", label) for option, label in self.choices))
-        return format_html('<select name="{}"{} multiple>{}</select>', name,
-                           flatatt(self.build_attrs(self.attrs, attrs)), options)
 
 
 class SubAccountIdsField(forms.Field):
@@ -99,7 +105,8 @@ class DashboardFilterForm(forms.Form):
     month = forms.DateField(required=False, input_formats=["%Y-%m"], label="Month (YYYY-MM)")
     start = forms.DateField(required=False, label="From")
     end = forms.DateField(required=False, label="To")
-    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices])
+    product = forms.ChoiceField(required=False, choices=[("", "All products"), *Product.choices],
+                                widget=WrittenOutSelect)
     subaccount = SubAccountIdsField(required=False, label="Sub-accounts")
     rebilled_only = forms.BooleanField(required=False, label="Rebilled only")
 

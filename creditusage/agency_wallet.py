@@ -16,6 +16,7 @@ from creditusage.selectors import PAGE_SIZE, day_start, usage_description
 from stripe_connect.selectors import current_agency
 
 ZERO = Decimal(0)
+AGENCY_WALLET_KIND_LABELS = dict(AgencyWalletEntry.Kind.choices)  # see ENTRY_KIND_LABELS
 _MONEY: DecimalField = DecimalField(max_digits=18, decimal_places=6)
 
 
@@ -91,7 +92,7 @@ def agency_wallet_reference(*, usage_delta_id: int | None, seq: int) -> str:
 
 def agency_wallet_entry_description(entry: AgencyWalletEntry) -> str:
     return usage_description(usage_delta_id=entry.usage_delta_id, category=entry.category, day=entry.day,
-                             note=entry.note, kind_label=entry.get_kind_display())
+                             note=entry.note, kind_label=AGENCY_WALLET_KIND_LABELS.get(entry.kind, entry.kind))
 
 
 def agency_wallet_entry_reference(entry: AgencyWalletEntry) -> str:

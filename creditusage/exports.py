@@ -11,10 +11,17 @@ from decimal import Decimal
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from agencies.plans import Product
 from agency_wallets.models import AgencyWalletEntry
-from creditusage.agency_wallet import agency_wallet_reference
-from creditusage.selectors import MICRO, charge_reference, client_unit_price, usage_description, usage_profit
+from creditusage.agency_wallet import AGENCY_WALLET_KIND_LABELS, agency_wallet_reference
+from creditusage.selectors import (
+    ENTRY_KIND_LABELS,
+    MICRO,
+    PRODUCT_LABELS,
+    charge_reference,
+    client_unit_price,
+    usage_description,
+    usage_profit,
+)
 from wallets.models import WalletEntry
 
 # A cell starting with one of these is a formula to Excel/LibreOffice/Sheets (OWASP "CSV injection").
@@ -66,9 +73,6 @@ AGENCY_HEADER = [*CLIENT_HEADER, "agency_cost", "multiplier", "profit"]
 
 # Rows are read as tuples straight from the database (values_list, in chunks): no model instance per line.
 CHUNK_SIZE = 2000
-_ENTRY_KINDS = dict(WalletEntry.Kind.choices)
-_PRODUCTS = dict(Product.choices)
-_AGENCY_WALLET_KINDS = dict(AgencyWalletEntry.Kind.choices)
 
 
 def multiplier_cell(value: Decimal | None) -> str:
@@ -82,8 +86,8 @@ def line_rows(*, entries: QuerySet[WalletEntry], for_agency: bool) -> Iterator[l
                                  "charge__payment_intent_id", "seq", "cost_delta", "multiplier")
     for (created_at, kind, product, category, day, note, units, amount, balance_after, usage_delta_id, charge_id,
          payment_intent_id, seq, cost, multiplier) in values.iterator(chunk_size=CHUNK_SIZE):
-        kind_label = _ENTRY_KINDS.get(kind, kind)
-        row = [when_cell(created_at), text_cell(kind_label), text_cell(_PRODUCTS.get(product, product)),
+        kind_label = ENTRY_KIND_LABELS.get(kind, kind)
+        row = [when_cell(created_at), text_cell(kind_label), text_cell(PRODUCT_LABELS.get(product, product)),
                text_cell(usage_description(usage_delta_id=usage_delta_id, category=category, day=day, note=note,
                                            kind_label=kind_label)),
                money_cell(units),
@@ -126,7 +130,7 @@ def agency_wallet_rows(entries: QuerySet[AgencyWalletEntry]) -> Iterator[list[st
                                  "balance_after", "usage_delta_id")
     for (seq, created_at, kind, category, day, note, units, amount, balance_after,
          usage_delta_id) in values.iterator(chunk_size=CHUNK_SIZE):
-        kind_label = _AGENCY_WALLET_KINDS.get(kind, kind)
+        kind_label = AGENCY_WALLET_KIND_LABELS.get(kind, kind)
         yield [str(seq), when_cell(created_at), text_cell(kind_label),
                text_cell(usage_description(usage_delta_id=usage_delta_id, category=category, day=day, note=note,
                                            kind_label=kind_label)),

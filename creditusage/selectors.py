@@ -12,6 +12,7 @@ from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from agencies.plans import Product
 from creditusage.models import (
     AgencyDayRollup,
     DetailsSharing,
@@ -26,6 +27,9 @@ from wallets.models import Wallet, WalletEntry
 PAGE_SIZE = 50
 ZERO = Decimal(0)
 MICRO = Decimal("0.000001")
+# Labels by value, built once: a model's get_FOO_display() rebuilds its choices' dict on every call (50 lines a page).
+ENTRY_KIND_LABELS = dict(WalletEntry.Kind.choices)
+PRODUCT_LABELS = dict(Product.choices)
 CREDIT, DEBIT = "credit", "debit"
 _MONEY: DecimalField = DecimalField(max_digits=18, decimal_places=6)
 
@@ -176,7 +180,7 @@ def usage_description(*, usage_delta_id: int | None, category: str, day: date | 
 
 def entry_description(entry: WalletEntry) -> str:
     return usage_description(usage_delta_id=entry.usage_delta_id, category=entry.category, day=entry.day,
-                             note=entry.note, kind_label=entry.get_kind_display())
+                             note=entry.note, kind_label=ENTRY_KIND_LABELS.get(entry.kind, entry.kind))
 
 
 def charge_reference(*, charge_id: int | None, payment_intent_id: str | None, usage_delta_id: int | None,
@@ -237,8 +241,8 @@ class AgencyLine(Line):
 
 
 def client_line(entry: WalletEntry) -> Line:
-    return Line(created_at=entry.created_at, kind=entry.get_kind_display(),
-                product=entry.get_product_display() if entry.product else "",
+    return Line(created_at=entry.created_at, kind=ENTRY_KIND_LABELS.get(entry.kind, entry.kind),
+                product=PRODUCT_LABELS.get(entry.product, entry.product) if entry.product else "",
                 description=entry_description(entry), units=entry.units_delta,
                 unit_price=entry_client_unit_price(entry), amount=entry.amount, balance_after=entry.balance_after,
                 reference=entry_reference(entry))

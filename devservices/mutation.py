@@ -11,6 +11,9 @@ its results there, so a second run only tests mutants whose function changed. mu
 session per mutant; instead of building the test database and the two test agencies each time, this builds
 them once into a template database and every session clones it (tests/conftest.py, REBILL_MUTATION_DB_TEMPLATE).
 
+mutmut runs through devservices/mutmut_run.py, so that functions under decorators which only wrap the call
+(`@transaction.atomic`, the access checks) are mutated too.
+
 It prints, per module, killed / total and the score over non-equivalent mutants, and lists the survivors.
 Equivalent mutants are named, with a one-line reason, in mutation-allow.md. Not part of `make test` or CI.
 """
@@ -160,7 +163,7 @@ def template_drop(template: str) -> None:
 
 
 def _mutmut_run(area: Area, work: Path, *, template: str, jobs: int, mutants: list[str]) -> int:
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *mutants]
+    command = [sys.executable, "-m", "devservices.mutmut_run", "run", "--max-children", str(jobs), *mutants]
     log = work / "mutmut.log"
     with open(log, "ab") as out:  # mutmut's spinner is for a terminal; keep its whole output in the log
         returncode = subprocess.run(command, cwd=work, env=_env(template), stdout=out, stderr=subprocess.STDOUT,

@@ -1,0 +1,49 @@
+"""stripe_connect where the rest of the suite does not look: how customers are searched by name, and what a real
+deauthorization leaves in the log."""
+
+from __future__ import annotations
+
+import logging
+
+from devservices.localstripe_server import register_account
+from stripe_connect.gateway import AgencyStripe
+from stripe_connect.models import ConnectedAccount
+from tests.billing.fixtures import ACCT_A, ACCT_B, event_payload, on, post_webhook, sign
+
+
+def test_a_name_of_three_letters_or_more_is_searched_as_part_of_a_name_and_a_shorter_one_exactly(
+        localstripe, raw_stripe):
+    # given customers "Zeta Corp" and "Ze" on agency A's account, and a "Zeta Corp" on agency B's
+    for name in ("Zeta Corp", "Ze"):
+        raw_stripe.v1.customers.create(params={"name": name}, options=on(ACCT_A))
+    raw_stripe.v1.customers.create(params={"name": "Zeta Corp"}, options=on(ACCT_B))
+    api = AgencyStripe(ACCT_A)
+
+    # then three letters find every name containing them; two find only that exact name; only on A's account
+    assert [c.name for c in api.customers_named("Zet")] == ["Zeta Corp"]
+    assert [c.name for c in api.customers_named("Ze")] == ["Ze"]
+
+
+def test_a_search_by_name_offers_at_most_ten_customers(localstripe, raw_stripe):
+    for index in range(11):
+        raw_stripe.v1.customers.create(params={"name": f"Acme branch {index}"}, options=on(ACCT_A))
+
+    assert len(AgencyStripe(ACCT_A).customers_named("Acme")) == 10
+
+
+def test_a_real_deauthorization_is_logged_with_the_account_it_disconnected(world, connected, localstripe,
+                                                                           raw_stripe, caplog):
+    # given agency A revoked our access at Stripe
+    register_account(localstripe, account_id=ACCT_A, name="Alpha")
+    raw_stripe.oauth.deauthorize(params={"client_id": "ca_rebill", "stripe_user_id": ACCT_A})
+    payload = event_payload(event_id="evt_deauth_logged", event_type="account.application.deauthorized",
+                            obj={"id": "ca_rebill", "object": "application"}, account=ACCT_A)
+
+    # when Stripe tells us
+    with caplog.at_level(logging.INFO, logger="stripe_connect.webhooks"):
+        assert post_webhook(payload, sign(payload)).status_code == 200
+
+    # then agency A is disconnected, and the log says which account and why
+    assert not ConnectedAccount.objects.filter(account_id=ACCT_A).exists()
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.webhooks"] == [
+        f"Stripe account {ACCT_A} deauthorized our platform; disconnected"]

@@ -1,5 +1,5 @@
-"""stripe_connect where the rest of the suite does not look: how customers are searched by name, and what a real
-deauthorization leaves in the log."""
+"""stripe_connect where the rest of the suite does not look: how customers are searched by name or email, and what a
+real deauthorization leaves in the log."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def test_a_search_by_name_offers_at_most_ten_customers(localstripe, raw_stripe):
         raw_stripe.v1.customers.create(params={"name": f"Acme branch {index}"}, options=on(ACCT_A))
 
     assert len(AgencyStripe(ACCT_A).customers_named("Acme")) == 10
+
+
+def test_a_search_by_email_offers_at_most_ten_customers(localstripe, raw_stripe):
+    for index in range(11):
+        raw_stripe.v1.customers.create(params={"name": f"Branch {index}", "email": "pay@acme.test"},
+                                       options=on(ACCT_A))
+
+    assert len(AgencyStripe(ACCT_A).customers_with_email("pay@acme.test")) == 10
 
 
 def test_a_real_deauthorization_is_logged_with_the_account_it_disconnected(world, connected, localstripe,

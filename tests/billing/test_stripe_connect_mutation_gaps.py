@@ -55,3 +55,26 @@ def test_a_real_deauthorization_is_logged_with_the_account_it_disconnected(world
     assert not ConnectedAccount.objects.filter(account_id=ACCT_A).exists()
     assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.webhooks"] == [
         f"Stripe account {ACCT_A} deauthorized our platform; disconnected"]
+
+
+def test_each_refused_event_is_answered_400_with_the_reason(world, connected, caplog):
+    unknown = "acct_1NobodyWeKnow0000"
+    not_json = b"not an event"
+    platform_event = event_payload(event_id="evt_platform", event_type="customer.updated", obj={"id": "cus_x"},
+                                   account=None)
+    stranger = event_payload(event_id="evt_stranger", event_type="customer.updated", obj={"id": "cus_x"},
+                             account=unknown)
+
+    with caplog.at_level(logging.WARNING, logger="stripe_connect.webhooks"):
+        answers = [post_webhook(payload, signature) for payload, signature in (
+            (stranger, sign(stranger, secret="whsec_someone_else")), (not_json, sign(not_json)),
+            (platform_event, sign(platform_event)), (stranger, sign(stranger)))]
+
+    assert [(a.status_code, a.content.decode()) for a in answers[1:]] == [
+        (400, "Not a Stripe event"),
+        (400, "Not a connected account's event: the platform account's events have their own endpoint"),
+        (400, f"Unknown account {unknown}")]
+    assert answers[0].status_code == 400
+    assert answers[0].content.decode().startswith("Bad signature: No signatures found matching the expected signature")
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.webhooks"] == [
+        f"Stripe event evt_stranger (customer.updated) for unknown account {unknown} rejected"]

@@ -9,6 +9,7 @@ from devservices.localstripe_server import register_account
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, ACCT_B, event_payload, on, post_webhook, sign
+from tests.conftest import client_for
 
 
 def test_a_name_of_three_letters_or_more_is_searched_as_part_of_a_name_and_a_shorter_one_exactly(
@@ -49,7 +50,8 @@ def test_a_real_deauthorization_is_logged_with_the_account_it_disconnected(world
 
     # when Stripe tells us
     with caplog.at_level(logging.INFO, logger="stripe_connect.webhooks"):
-        assert post_webhook(payload, sign(payload)).status_code == 200
+        answer = post_webhook(payload, sign(payload))
+    assert (answer.status_code, answer.content) == (200, b"ok")
 
     # then agency A is disconnected, and the log says which account and why
     assert not ConnectedAccount.objects.filter(account_id=ACCT_A).exists()
@@ -78,3 +80,10 @@ def test_each_refused_event_is_answered_400_with_the_reason(world, connected, ca
     assert answers[0].content.decode().startswith("Bad signature: No signatures found matching the expected signature")
     assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.webhooks"] == [
         f"Stripe event evt_stranger (customer.updated) for unknown account {unknown} rejected"]
+
+
+def test_the_stripe_settings_page_shows_no_error_until_something_fails(world, db):
+    page = client_for(world.b, world.b.admin).get("/agency/settings/stripe/")
+
+    assert page.status_code == 200
+    assert "Not connected" in page.content.decode() and 'class="errors"' not in page.content.decode()

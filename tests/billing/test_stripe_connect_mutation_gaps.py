@@ -4,11 +4,23 @@ real deauthorization leaves in the log."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
-from devservices.localstripe_server import register_account
+import pytest
+
+from devservices.localstripe_server import clear_recorded_requests, register_account
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
-from tests.billing.fixtures import ACCT_A, ACCT_B, event_payload, on, post_webhook, sign
+from tests.billing.fixtures import (
+    ACCT_A,
+    ACCT_B,
+    api_requests,
+    customer_with_card,
+    event_payload,
+    on,
+    post_webhook,
+    sign,
+)
 from tests.conftest import client_for
 
 
@@ -23,6 +35,12 @@ def test_a_name_of_three_letters_or_more_is_searched_as_part_of_a_name_and_a_sho
     # then three letters find every name containing them; two find only that exact name; only on A's account
     assert [c.name for c in api.customers_named("Zet")] == ["Zeta Corp"]
     assert [c.name for c in api.customers_named("Ze")] == ["Ze"]
+
+
+def test_a_name_with_quotes_and_backslashes_is_searched_as_written(localstripe, raw_stripe):
+    raw_stripe.v1.customers.create(params={"name": 'The "Zed" \\ Partners'}, options=on(ACCT_A))
+
+    assert [c.name for c in AgencyStripe(ACCT_A).customers_named('"Zed" \\')] == ['The "Zed" \\ Partners']
 
 
 def test_a_search_by_name_offers_at_most_ten_customers(localstripe, raw_stripe):
@@ -87,3 +105,51 @@ def test_the_stripe_settings_page_shows_no_error_until_something_fails(world, db
 
     assert page.status_code == 200
     assert "Not connected" in page.content.decode() and 'class="errors"' not in page.content.decode()
+
+
+def test_a_refund_is_made_on_the_agencys_account_for_the_amount_asked_with_our_key(localstripe, raw_stripe):
+    # given a 15.00 USD charge on agency A's account
+    cus, pm = customer_with_card(raw_stripe, ACCT_A)
+    api = AgencyStripe(ACCT_A)
+    intent = api.payment_intent_create_off_session(
+        amount=Decimal("15.00"), currency="usd", customer_id=cus.id, payment_method_id=pm.id, metadata={},
+        idempotency_key="charge:alpha:1")
+    clear_recorded_requests(localstripe)
+
+    # when 5.25 of it is refunded
+    refund = api.refund_create(payment_intent_id=intent.id, amount=Decimal("5.25"), currency="usd",
+                               metadata={"rebill_refund": "1"}, idempotency_key="refund:alpha:1")
+
+    # then Stripe holds a refund of 525 cents of that charge, labelled with our row, asked for with our key
+    stored = raw_stripe.v1.refunds.retrieve(refund.id, options=on(ACCT_A))
+    assert (stored.payment_intent, stored.amount, stored.metadata.to_dict()) == (
+        intent.id, 525, {"rebill_refund": "1"})
+    assert [(r["method"], r["path"], r["stripe_account"], r["idempotency_key"]) for r in api_requests(localstripe)
+            if r["method"] == "POST"] == [("POST", "/v1/refunds", ACCT_A, "refund:alpha:1")]
+
+
+def test_a_payment_intent_is_found_by_our_metadata_and_two_with_the_same_are_an_error(localstripe, raw_stripe):
+    # given charges on agency A's account labelled with our charge rows: one 7, three 8s
+    cus, pm = customer_with_card(raw_stripe, ACCT_A)
+    api = AgencyStripe(ACCT_A)
+
+    def charge(row: str, key: str) -> str:
+        return api.payment_intent_create_off_session(
+            amount=Decimal("1.00"), currency="usd", customer_id=cus.id, payment_method_id=pm.id,
+            metadata={"rebill_charge": row}, idempotency_key=key).id
+
+    seven = charge("7", "charge:alpha:7")
+    quoted = charge('7 "b\\', "charge:alpha:7q")
+    for key in ("charge:alpha:8a", "charge:alpha:8b", "charge:alpha:8c"):
+        charge("8", key)
+
+    # then row 7's is found (and a value with a quote and a backslash is matched as written), row 9 has none, and
+    # several for row 8 are refused rather than picking one (the search stops at the second)
+    found = api.payment_intent_find(metadata_key="rebill_charge", value="7")
+    assert found is not None and found.id == seven
+    found = api.payment_intent_find(metadata_key="rebill_charge", value='7 "b\\')
+    assert found is not None and found.id == quoted
+    assert api.payment_intent_find(metadata_key="rebill_charge", value="9") is None
+    with pytest.raises(ValueError) as refused:
+        api.payment_intent_find(metadata_key="rebill_charge", value="8")
+    assert str(refused.value) == "2 PaymentIntents carry rebill_charge=8"

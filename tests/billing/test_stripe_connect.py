@@ -30,7 +30,9 @@ def _start(client, localstripe) -> str:
     authorize = urlparse(response["Location"])
     assert f"{authorize.scheme}://{authorize.netloc}" == localstripe and authorize.path == "/oauth/authorize"
     query = parse_qs(authorize.query)
+    assert set(query) == {"response_type", "scope", "state", "redirect_uri", "client_id"}
     assert query["client_id"] == [CLIENT_ID] and query["scope"] == ["read_write"]
+    assert query["response_type"] == ["code"]
     assert query["redirect_uri"] == ["http://bravo.localhost/agency/settings/stripe/callback/"]
     return query["state"][0]
 

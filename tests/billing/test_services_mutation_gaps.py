@@ -1,5 +1,5 @@
 """billing/services.py where the rest of the suite does not look: the services' own refusals (behind the views'
-checks), and Stripe objects that are gone without a trace."""
+checks), Stripe objects that are gone without a trace, and the customer made anew after a deletion or a reconnect."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -16,12 +17,30 @@ from billing.models import BillingProfile, PaymentRequest
 from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.gateway import AgencyStripe
+from stripe_connect.models import ConnectedAccount
 from subaccounts.models import AuditEntry, Membership
 from tests.billing.fixtures import ACCT_A, api_requests, card, on
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
 
 MISSING = "cus_NoLongerAtStripe0"
+ACCT_A_NEW = "acct_1RebillAlphaNEWAA"
+NO_CARD = {"card_payment_method_id": "", "card_brand": "", "card_last4": "", "card_exp_month": None,
+           "card_exp_year": None}
+
+
+def _posts(base: str, path: str) -> list[dict]:
+    return [r for r in api_requests(base) if r["method"] == "POST" and r["path"] == path]
+
+
+def _card_fields(profile: BillingProfile) -> dict:
+    return {name: getattr(profile, name) for name in NO_CARD}
+
+
+def _on_file(agency_world, subaccount) -> BillingProfile:
+    profile = profile_of(agency_world, subaccount)
+    assert profile is not None
+    return profile
 
 
 def test_a_customer_stripe_no_longer_knows_at_all_is_forgotten_and_replaced(world, connected, localstripe):
@@ -158,3 +177,127 @@ def test_a_card_saved_by_one_client_spends_only_that_clients_open_links(world, c
         assert (spent.used_at, spent.used_by) == (used_at, None)
         assert list(AuditEntry.objects.filter(action=AuditEntry.Action.PAYMENT_LINK_USED)
                     .values_list("subaccount_id", "after__payment_request")) == [(first.pk, own.pk)]
+
+
+def test_a_customer_deleted_at_stripe_is_replaced_by_one_made_for_the_client_and_the_old_card_is_dropped(
+        world, connected, localstripe, raw_stripe):
+    # given client 1 has card 4242 on file, and the agency then deleted its customer in the Stripe dashboard
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    old = _on_file(world.a, subaccount)
+    raw_stripe.v1.customers.delete(old.stripe_customer_id, options=on(ACCT_A))
+    clear_recorded_requests(localstripe)
+
+    # when the account admin starts adding a card again (and goes no further)
+    with tenant_context(world.a.agency):
+        setup = card_setup_start(subaccount=subaccount, by=world.a.account_admins[0])
+
+    # then the deleted customer's card is no longer on file, and a new customer is made for this client
+    profile = _on_file(world.a, subaccount)
+    assert profile.stripe_customer_id not in ("", old.stripe_customer_id)
+    assert profile.stripe_account_id == ACCT_A
+    assert _card_fields(profile) == NO_CARD and not profile.has_card
+    customer = raw_stripe.v1.customers.retrieve(profile.stripe_customer_id, options=on(ACCT_A))
+    assert (customer.name, customer.email) == (subaccount.name, subaccount.contact_email)
+    assert customer.metadata.to_dict() == {"rebill_schema": "alpha", "rebill_subaccount": str(subaccount.pk)}
+    # and the card form's SetupIntent is the new customer's, labelled with our rows, made with the setup's key
+    intent = raw_stripe.v1.setup_intents.retrieve(setup.setup_intent_id, options=on(ACCT_A))
+    assert intent.customer == profile.stripe_customer_id
+    assert intent.metadata.to_dict() == {"rebill_schema": "alpha", "rebill_subaccount": str(subaccount.pk),
+                                         "rebill_card_setup": str(setup.pk)}
+    [create] = _posts(localstripe, "/v1/setup_intents")
+    assert create["idempotency_key"] == f"setup_intent:alpha:{setup.pk}"
+    # and the audit log says Stripe's deletion made us forget that customer and the card it held
+    with tenant_context(world.a.agency):
+        forgotten = AuditEntry.objects.get(action=AuditEntry.Action.CUSTOMER_FORGOTTEN)
+    assert (forgotten.subaccount_id, forgotten.actor) == (subaccount.pk, "Stripe")
+    assert forgotten.before == {"stripe_customer_id": old.stripe_customer_id, **_card_fields(old)}
+    assert forgotten.before["card_last4"] == "4242"
+    assert forgotten.after == {"stripe_customer_id": ""}
+
+
+def test_after_a_reconnect_a_new_customer_is_made_on_the_new_account_and_the_old_card_dropped(
+        world, connected, localstripe, raw_stripe):
+    # given client 1 has a card on file on ACCT_A, and agency A then connected another Stripe account
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    old = _on_file(world.a, subaccount)
+    connection.set_schema_to_public()
+    ConnectedAccount.objects.filter(agency=world.a.agency).update(account_id=ACCT_A_NEW)
+    clear_recorded_requests(localstripe)
+
+    # when the account admin starts adding a card
+    with tenant_context(world.a.agency):
+        card_setup_start(subaccount=subaccount, by=world.a.account_admins[0])
+
+    # then the customer on the old account is not looked for on the new one, nor "forgotten": a new customer is made
+    # on the new account, with the key of our row on that account, and the old account's card is off file
+    [create] = _posts(localstripe, "/v1/customers")
+    assert create["idempotency_key"] == f"customer:alpha:{old.pk}:{ACCT_A_NEW}"
+    assert create["stripe_account"] == ACCT_A_NEW
+    assert not [r for r in api_requests(localstripe) if r["path"] == f"/v1/customers/{old.stripe_customer_id}"]
+    profile = _on_file(world.a, subaccount)
+    assert profile.stripe_account_id == ACCT_A_NEW
+    assert raw_stripe.v1.customers.retrieve(profile.stripe_customer_id, options=on(ACCT_A_NEW)).name == subaccount.name
+    assert _card_fields(profile) == NO_CARD
+    with tenant_context(world.a.agency):
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.CUSTOMER_FORGOTTEN).exists()
+
+
+def test_removing_a_card_is_refused_with_the_reason_when_the_agencys_stripe_has_changed(
+        world, connected, localstripe, raw_stripe):
+    # given client 1 has a card on file on ACCT_A
+    subaccount = world.a.subaccounts[0]
+    owner = client_for(world.a, world.a.account_admins[0])
+    add_card_on_company_billing(owner, subaccount, localstripe)
+
+    # when agency A connected another account, then removing it says why nothing was done
+    connection.set_schema_to_public()
+    ConnectedAccount.objects.filter(agency=world.a.agency).update(account_id=ACCT_A_NEW)
+    with tenant_context(world.a.agency), pytest.raises(ValidationError) as refused:
+        card_remove(subaccount=subaccount, by=world.a.account_admins[0])
+    assert refused.value.messages == [
+        "This card was made on a Stripe account your agency is no longer connected to, so nothing was changed. "
+        "Start again from Company Billing."]
+
+    # and when agency A disconnected Stripe altogether, it says that instead
+    connection.set_schema_to_public()
+    ConnectedAccount.objects.filter(agency=world.a.agency).delete()
+    with tenant_context(world.a.agency), pytest.raises(ValidationError) as refused:
+        card_remove(subaccount=subaccount, by=world.a.account_admins[0])
+    assert refused.value.messages == ["Connect your agency's Stripe account first (Settings → Stripe)."]
+    assert _on_file(world.a, subaccount).has_card
+
+
+def test_a_customer_deleted_at_stripe_takes_the_card_off_file_at_the_next_sync(world, connected, localstripe,
+                                                                               raw_stripe):
+    # given client 1 has a card on file, and the agency then deleted its customer in the Stripe dashboard
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    profile = _on_file(world.a, subaccount)
+    raw_stripe.v1.customers.delete(profile.stripe_customer_id, options=on(ACCT_A))
+
+    # when the card on file is synced from Stripe (an event about it arrives)
+    with tenant_context(world.a.agency):
+        synced = billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A))
+
+        # then no card is on file any more, and the audit log says Stripe changed it
+        assert _card_fields(synced) == NO_CARD
+        entry = AuditEntry.objects.filter(action=AuditEntry.Action.CARD_SYNCED).latest("pk")
+    assert (entry.actor, entry.before["card_last4"], entry.after) == ("Stripe", "4242", NO_CARD)
+
+
+def test_a_card_saved_through_a_payment_link_is_audited_as_the_person_who_saved_it(
+        world, connected, localstripe):
+    subaccount = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        link = PaymentRequest.objects.create(subaccount=subaccount, kind=PaymentRequest.Kind.LINK_EMAILED,
+                                             status=PaymentRequest.Status.OPENED, requested_by=world.a.admin,
+                                             expires_at=timezone.now() + timedelta(days=3))
+
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+
+    with tenant_context(world.a.agency):
+        used = AuditEntry.objects.get(action=AuditEntry.Action.PAYMENT_LINK_USED)
+    assert (used.subaccount_id, used.actor, used.after) == (
+        subaccount.pk, world.a.account_admins[0].email, {"payment_request": link.pk, "card_last4": "4242"})

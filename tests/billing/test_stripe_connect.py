@@ -1,14 +1,27 @@
 """Settings → Stripe: Connect OAuth (Standard) against the fake token endpoint, and disconnect."""
 
 import hashlib
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import stripe
+import time_machine
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from stripe_connect.models import ConnectedAccount
+from stripe_connect.services import connect_state_check, connect_state_make
 from tests.billing.fixtures import CLIENT_ID, on
 from tests.conftest import client_for
+
+NOT_STARTED_HERE = "This Stripe connection was not started here, or was already used. Start again."
+CODE_REFUSED = "Stripe did not accept this connection (the code is invalid or was already used). Start again."
+NOT_VALID = "This Stripe connection link is not valid. Start again from Settings → Stripe."
+BAD_CALLBACK_SAYS = {"bad_code": CODE_REFUSED, "reused_code": CODE_REFUSED, "bad_state": NOT_VALID,
+                     "reused_state": NOT_STARTED_HERE, "other_agency_state": NOT_STARTED_HERE, "no_state": NOT_VALID,
+                     "denied": "Stripe did not connect: The user denied your request."}
 
 
 def _start(client, localstripe) -> str:
@@ -17,7 +30,9 @@ def _start(client, localstripe) -> str:
     authorize = urlparse(response["Location"])
     assert f"{authorize.scheme}://{authorize.netloc}" == localstripe and authorize.path == "/oauth/authorize"
     query = parse_qs(authorize.query)
+    assert set(query) == {"response_type", "scope", "state", "redirect_uri", "client_id"}
     assert query["client_id"] == [CLIENT_ID] and query["scope"] == ["read_write"]
+    assert query["response_type"] == ["code"]
     assert query["redirect_uri"] == ["http://bravo.localhost/agency/settings/stripe/callback/"]
     return query["state"][0]
 
@@ -86,8 +101,37 @@ def test_a_bad_callback_shows_a_clear_error_and_stores_nothing(world, db, locals
     response = admin.get("/agency/settings/stripe/callback/", params)
 
     assert response.status_code == 400
-    assert 'class="errors"' in response.content.decode()
+    assert f'<p class="errors" role="alert">{BAD_CALLBACK_SAYS[case]}</p>' in response.content.decode()
     assert not ConnectedAccount.objects.exists()
+
+
+def test_a_callback_after_the_state_expired_says_it_took_too_long_and_stores_nothing(world, db, localstripe):
+    admin = client_for(world.b, world.b.admin)
+    state = _start(admin, localstripe)
+
+    with time_machine.travel(timezone.now() + settings.STRIPE_CONNECT_STATE_MAX_AGE + timedelta(seconds=5)):
+        response = admin.get("/agency/settings/stripe/callback/", {"code": "ac_bravo_late", "state": state})
+
+    assert response.status_code == 400
+    assert '<p class="errors" role="alert">The Stripe connection took too long. Start again.</p>' in \
+        response.content.decode()
+    assert not ConnectedAccount.objects.exists()
+
+
+def test_a_state_is_only_good_for_the_admin_and_agency_it_was_made_for(world, db):
+    # given a state made for agency B's admin
+    state, nonce = connect_state_make(agency=world.b.agency, user=world.b.admin)
+
+    # then it is good for them, with their nonce
+    connect_state_check(state=state, agency=world.b.agency, user=world.b.admin, expected_nonce=nonce)
+    # and refused for another person of the same agency, for another agency, and with another or no nonce
+    for agency, user, expected_nonce in ((world.b.agency, world.b.agency_user, nonce),
+                                         (world.a.agency, world.b.admin, nonce),
+                                         (world.b.agency, world.b.admin, nonce + "x"),
+                                         (world.b.agency, world.b.admin, None)):
+        with pytest.raises(ValidationError) as refused:
+            connect_state_check(state=state, agency=agency, user=user, expected_nonce=expected_nonce)
+        assert refused.value.messages == [NOT_STARTED_HERE]
 
 
 def test_only_agency_admins_reach_stripe_settings(world, db):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 from django_tenants.utils import tenant_context
@@ -211,6 +211,9 @@ def _database_cloned_from(template: str) -> Iterator[None]:
     from rebill.celery import app
 
     settings.CACHES["default"]["KEY_PREFIX"] = app.conf.task_default_queue = f"mutant{os.getpid()}"
+    # This thread's cache was built (with the run's prefix) before: give it the session's, so clear_this_runs_cache
+    # finds its keys and no session sees the keys of one before it (every clone has the same ids).
+    caches["default"].key_prefix = settings.CACHES["default"]["KEY_PREFIX"]
     yield
     clear_this_runs_cache()  # leave no keys behind for other runs sharing this Redis database
     connection.close()

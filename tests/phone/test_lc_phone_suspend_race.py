@@ -1,0 +1,73 @@
+"""A sub-account moved back to LC Phone while the platform is suspending the LC Phone subaccount it had left: the
+suspension resumes it again and records nothing (on committed rows and two connections, as the job and the
+agency admin's request run)."""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from devservices.fake_twilio import account_status, inject_fault, request_log
+from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
+from phone.services import provider_lc_phone_suspend, provider_set_lc_phone
+from phoneregistry.models import TwilioAccountClaim, UsageAlert
+from subaccounts.models import AuditEntry
+from tests.phone.helpers import use_lc_phone, use_twilio
+
+
+@pytest.fixture
+def committed(world, django_db_blocker) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        try:
+            yield
+        finally:
+            with tenant_context(world.a.agency):
+                UsageDelta.objects.all().delete()
+                UsageLine.objects.all().delete()
+                RetiredAccount.objects.all().delete()
+                AuditEntry.objects.all().delete()
+                SubAccountProvider.objects.all().delete()
+            connection.set_schema_to_public()
+            TwilioAccountClaim.objects.all().delete()
+            UsageAlert.objects.all().delete()
+
+
+def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, committed, twilio):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        # given a client that left LC Phone for its agency's own Twilio account, and LC Phone slow to suspend
+        lc_sid = use_lc_phone(subaccount=client, admin=world.a.admin).lc_phone_account_sid
+        moved, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
+    inject_fault(twilio.url, lc_sid, "sleep", count=1, seconds=1.5)
+    errors: list[BaseException] = []
+
+    def move_back_once_the_suspension_is_under_way() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not any(r["method"] == "POST" for r in request_log(twilio.url, lc_sid)):
+                assert time.monotonic() < deadline, "the suspension never called LC Phone"
+                time.sleep(0.02)
+            with tenant_context(world.a.agency):
+                provider_set_lc_phone(subaccount=client, by=world.a.admin)
+        except BaseException as error:  # noqa: BLE001 — reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    mover = threading.Thread(target=move_back_once_the_suspension_is_under_way)
+    mover.start()
+    # when the platform suspends the LC Phone subaccount while the agency admin moves the client back
+    with tenant_context(world.a.agency):
+        outcome = provider_lc_phone_suspend(provider_id=moved.pk)
+    mover.join(timeout=60)
+
+    # then the client is on LC Phone, its subaccount active again, and no suspension is recorded
+    assert errors == []
+    assert outcome is False
+    assert account_status(twilio.url, lc_sid) == "active"
+    with tenant_context(world.a.agency):
+        assert SubAccountProvider.objects.get(subaccount=client).provider == "lc_phone"
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED).exists()

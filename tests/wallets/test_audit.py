@@ -5,6 +5,7 @@ The database's triggers refuse every one of these states; the audit is the net f
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -151,3 +152,40 @@ def test_succeeded_charges_are_checked_at_stripe_on_the_current_account_since_th
         # when the charge was made on an account the agency is no longer connected to, it is not asked about
         Charge.objects.filter(pk=charge.pk).update(stripe_account_id="acct_previous")
         assert wallets_audit(stripe_since=since) == []
+
+
+def test_without_a_stripe_connection_only_the_ledger_is_audited(world, db):
+    with tenant_context(world.a.agency):
+        # given an agency with no Stripe account connected, a succeeded charge credited right, and a moved balance
+        wallet = _wallet_with(world.a.subaccounts[0])
+        _credit(wallet, _charge(wallet, Charge.Status.SUCCEEDED, "4"), "4")
+        moved = _wallet_with(world.a.subaccounts[1], "2")
+        _without_triggers(("UPDATE wallets_wallet SET balance = balance + 1 WHERE id = %s", [moved.pk]))
+
+        # when the audit is asked to check Stripe too, it checks the ledger and asks Stripe nothing
+        problems = [str(finding) for finding in wallets_audit(stripe_since=timezone.now() - timedelta(days=1))]
+
+        assert problems == [f"wallet {moved.pk}: balance 3.000000 != sum of entries 2.000000",
+                            f"wallet {moved.pk}: latest balance_after 2.000000 != 3.000000"]
+
+
+def test_every_charge_stripe_does_not_know_is_named_and_logged(world, connected, caplog):
+    with tenant_context(world.a.agency):
+        # given two succeeded charges on the agency's account whose PaymentIntents Stripe has never seen
+        wallet = _wallet_with(world.a.subaccounts[0])
+        first, second = _charge(wallet, Charge.Status.SUCCEEDED, "4"), _charge(wallet, Charge.Status.SUCCEEDED, "5")
+        for charge, amount in ((first, "4"), (second, "5")):
+            _credit(wallet, charge, amount)
+            Charge.objects.filter(pk=charge.pk).update(payment_intent_id=f"pi_unknown{charge.pk}")
+
+        # when the audit checks them at Stripe
+        with caplog.at_level(logging.ERROR, logger="wallets.services.audit"):
+            problems = [str(finding) for finding in wallets_audit(stripe_since=timezone.now() - timedelta(days=1))]
+
+        # then each is named, and each is logged as an error for the on-call engineer
+        expected = [f"wallet {wallet.pk}: charge {first.pk}: pi_unknown{first.pk} not found at Stripe",
+                    f"wallet {wallet.pk}: charge {second.pk}: pi_unknown{second.pk} not found at Stripe"]
+        assert problems == expected
+        assert [(record.levelno, record.getMessage()) for record in caplog.records
+                if record.name == "wallets.services.audit"] == [
+            (logging.ERROR, f"Wallet audit: {problem}") for problem in expected]

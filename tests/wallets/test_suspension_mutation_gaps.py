@@ -210,3 +210,27 @@ def _queued(task_name: str) -> list[tuple[str, list]]:
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
             found.append((message["headers"].get("_schema_name"), args))
     return found
+
+
+def test_an_agencys_main_twilio_account_is_skipped_and_the_log_says_why(world, db, twilio, caplog):
+    from phone.crypto import secret_encrypt
+
+    # given a client on the agency's own main Twilio account, at a balance ≤ 0 with the recharge failed
+    main_sid, token = "AC" + "6" * 32, "c" * 32
+    create_account(twilio.url, main_sid, token)
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        SubAccountProvider.objects.create(subaccount=client, provider=PhoneProvider.TWILIO, twilio_account_sid=main_sid,
+                                          twilio_auth_token_encrypted=secret_encrypt(token),
+                                          twilio_auth_token_last4=token[-4:])
+        wallet = _wallet(client, balance="-1", state=Wallet.RechargeState.FAILED)
+
+        with caplog.at_level(logging.INFO, logger="wallets.services.suspension"):
+            outcome = wallet_suspension_apply(wallet_id=wallet.pk)
+
+        # then it is left alone, and the log names the account and why
+        assert outcome == "skipped"
+        assert account_status(twilio.url, main_sid) == "active"
+        assert [record.getMessage() for record in caplog.records if record.name == "wallets.services.suspension"] == [
+            f"Wallet {wallet.pk}: provider not suspended ({main_sid} is the agency's main Twilio account: "
+            "never suspended)"]

@@ -16,7 +16,7 @@ from django_tenants.utils import tenant_context
 from tests.billing.fixtures import ACCT_A
 from tests.wallets.helpers import rebill
 from wallets.locks import wallet_lock
-from wallets.models import Charge, Wallet, WalletEntry
+from wallets.models import Charge, Refund, Wallet, WalletEntry
 from wallets.services import charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start, wallets_audit
 from wallets.services.ledger import entry_append
 
@@ -189,3 +189,19 @@ def test_every_charge_stripe_does_not_know_is_named_and_logged(world, connected,
         assert [(record.levelno, record.getMessage()) for record in caplog.records
                 if record.name == "wallets.services.audit"] == [
             (logging.ERROR, f"Wallet audit: {problem}") for problem in expected]
+
+
+def test_a_refund_of_a_credited_charge_is_no_second_credit(world, db):
+    with tenant_context(world.a.agency):
+        # given a succeeded charge credited once, then partly refunded (the refund's entry names the charge too)
+        wallet = _wallet_with(world.a.subaccounts[0])
+        charge = _charge(wallet, Charge.Status.SUCCEEDED, "4")
+        _credit(wallet, charge, "4")
+        refund = Refund.objects.create(charge=charge, amount=Decimal("1.5"), status=Refund.Status.SUCCEEDED,
+                                       requested_by="admin@alpha.test", completed_at=timezone.now())
+        Refund.objects.filter(pk=refund.pk).update(idempotency_key=f"refund:test:{refund.pk}")
+        entry_append(wallet=wallet_lock(wallet_id=wallet.pk), kind=WalletEntry.Kind.REFUND, amount=Decimal("-1.5"),
+                     charge=charge, refund=refund, note="refund", created_by="t")
+
+        # then the audit finds nothing wrong: one credit, for the charge's amount
+        assert wallets_audit() == []

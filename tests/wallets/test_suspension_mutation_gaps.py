@@ -234,3 +234,54 @@ def test_an_agencys_main_twilio_account_is_skipped_and_the_log_says_why(world, d
         assert [record.getMessage() for record in caplog.records if record.name == "wallets.services.suspension"] == [
             f"Wallet {wallet.pk}: provider not suspended ({main_sid} is the agency's main Twilio account: "
             "never suspended)"]
+
+
+def _on_own_twilio_subaccount(subaccount, twilio) -> str:
+    """The client on a subaccount of the agency's own Twilio account; its SID."""
+    from phone.crypto import secret_encrypt
+
+    main_sid, sub_sid, token = "AC" + "8" * 32, "AC" + "9" * 32, "d" * 32
+    create_account(twilio.url, main_sid, "e" * 32)
+    create_account(twilio.url, sub_sid, token, parent_sid=main_sid)
+    SubAccountProvider.objects.create(subaccount=subaccount, provider=PhoneProvider.TWILIO, twilio_account_sid=sub_sid,
+                                      twilio_auth_token_encrypted=secret_encrypt(token),
+                                      twilio_auth_token_last4=token[-4:])
+    return sub_sid
+
+
+def test_a_twilio_slower_than_the_configured_timeout_every_time_leaves_the_wallet_unsuspended(world, db, twilio,
+                                                                                           settings):
+    # given Twilio calls that give up after 0.2 s, and a Twilio that takes 1 s on each of our 4 attempts
+    settings.TWILIO_TIMEOUT_SECONDS = 0.2
+    with tenant_context(world.a.agency):
+        lc_client, own_client = world.a.subaccounts
+        _on_lc_phone(lc_client, twilio)
+        own_sid = _on_own_twilio_subaccount(own_client, twilio)
+        for sid in (LC_SID, own_sid):
+            inject_fault(twilio.url, sid, "sleep", count=4, seconds=1)
+        lc_wallet = _wallet(lc_client, balance="-1", state=Wallet.RechargeState.FAILED)
+        own_wallet = _wallet(own_client, balance="-1", state=Wallet.RechargeState.FAILED)
+
+        # when suspension is applied: to the LC Phone subaccount, and to the agency's own subaccount (asked about first)
+        for wallet in (lc_wallet, own_wallet):
+            with pytest.raises(UsageFetchError, match="failed after 4 attempt"):
+                wallet_suspension_apply(wallet_id=wallet.pk)
+
+        # then nothing is recorded (the job tries again later)
+        assert not Wallet.objects.filter(suspended_at__isnull=False).exists()
+
+
+def test_an_own_twilio_account_that_keeps_failing_when_asked_about_is_not_suspended(world, db, twilio):
+    with tenant_context(world.a.agency):
+        # given a client on the agency's own Twilio subaccount, and Twilio answering 503 to our 4 attempts to ask
+        client = world.a.subaccounts[0]
+        sid = _on_own_twilio_subaccount(client, twilio)
+        wallet = _wallet(client, balance="-1", state=Wallet.RechargeState.FAILED)
+        inject_fault(twilio.url, sid, "status", count=4, status=503)
+
+        # when suspension is applied, it fails without suspending anything
+        with pytest.raises(UsageFetchError):
+            wallet_suspension_apply(wallet_id=wallet.pk)
+        assert account_status(twilio.url, sid) == "active"
+        wallet.refresh_from_db()
+        assert wallet.suspended_at is None

@@ -177,6 +177,9 @@ def test_every_charge_stripe_does_not_know_is_named_and_logged(world, connected,
         for charge, amount in ((first, "4"), (second, "5")):
             _credit(wallet, charge, amount)
             Charge.objects.filter(pk=charge.pk).update(payment_intent_id=f"pi_unknown{charge.pk}")
+        # and a failed one, which is not asked about at Stripe (it moved no money)
+        failed = _charge(wallet, Charge.Status.FAILED, "6")
+        Charge.objects.filter(pk=failed.pk).update(payment_intent_id=f"pi_unknown{failed.pk}")
 
         # when the audit checks them at Stripe
         with caplog.at_level(logging.ERROR, logger="wallets.services.audit"):

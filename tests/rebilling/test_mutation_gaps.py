@@ -483,3 +483,34 @@ def test_the_page_with_no_arguments_lists_every_subaccount_by_name(world, ready)
         page = phone_integration_page()
         assert (page.state, page.query, page.sort, page.page) == ("", "", "name", 1)
         assert _names(page) == ["Alpha Agency client 1", "Alpha Agency client 2", "Ready client"]
+
+
+def test_sorted_by_state_a_page_runs_on_into_the_next_state_and_a_state_filter_keeps_to_its_own(world, ready):
+    with tenant_context(world.a.agency):
+        # given 1 sub-account switched on, 2 that can be, 3 without a card
+        rebilling_switch_on(subaccount=make_subaccount(READY, name="Fs on"), by=world.a.admin)
+        for name in ("Fs can a", "Fs can b"):
+            make_subaccount(READY, name=name)
+        for name in ("Fs off a", "Fs off b", "Fs off c"):
+            make_subaccount(NO_CARD, name=name)
+
+        # then pages sorted by state fill up from the next state, wherever the page starts
+        def by_state(**kwargs) -> list[str]:
+            return _names(phone_integration_page(query="Fs", sort="state", **kwargs))
+
+        assert by_state(per_page=2) == ["Fs on", "Fs can a"]
+        assert by_state(per_page=2, page=2) == ["Fs can b", "Fs off a"]
+        assert by_state(per_page=2, page=3) == ["Fs off b", "Fs off c"]
+        assert by_state(per_page=3) == ["Fs on", "Fs can a", "Fs can b"]
+        assert by_state(per_page=4, page=2) == ["Fs off b", "Fs off c"]
+
+        # and filtered to one state, sorted by state either way, only that state's sub-accounts, page by page
+        disabled = phone_integration_page(query="Fs", state="disabled", sort="state", per_page=2)
+        assert (_names(disabled), disabled.matching, disabled.pages) == (["Fs off a", "Fs off b"], 3, 2)
+        assert _names(phone_integration_page(query="Fs", state="disabled", sort="state", per_page=2, page=2)) == [
+            "Fs off c"]
+        assert _names(phone_integration_page(query="Fs", state="disabled", sort="-state", per_page=2)) == [
+            "Fs off c", "Fs off b"]
+        assert _names(phone_integration_page(query="Fs", state="can_be_enabled", sort="-state")) == [
+            "Fs can b", "Fs can a"]
+        assert _names(phone_integration_page(query="Fs", state="enabled", sort="-state")) == ["Fs on"]

@@ -5,6 +5,7 @@ The database's triggers refuse every one of these states; the audit is the net f
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from django_tenants.utils import tenant_context
 from tests.billing.fixtures import ACCT_A
 from tests.wallets.helpers import rebill
 from wallets.locks import wallet_lock
-from wallets.models import Charge, Wallet, WalletEntry
+from wallets.models import Charge, Refund, Wallet, WalletEntry
 from wallets.services import charge_execute, wallet_adjust, wallet_ensure, wallet_recharge_start, wallets_audit
 from wallets.services.ledger import entry_append
 
@@ -151,3 +152,59 @@ def test_succeeded_charges_are_checked_at_stripe_on_the_current_account_since_th
         # when the charge was made on an account the agency is no longer connected to, it is not asked about
         Charge.objects.filter(pk=charge.pk).update(stripe_account_id="acct_previous")
         assert wallets_audit(stripe_since=since) == []
+
+
+def test_without_a_stripe_connection_only_the_ledger_is_audited(world, db):
+    with tenant_context(world.a.agency):
+        # given an agency with no Stripe account connected, a succeeded charge credited right, and a moved balance
+        wallet = _wallet_with(world.a.subaccounts[0])
+        _credit(wallet, _charge(wallet, Charge.Status.SUCCEEDED, "4"), "4")
+        moved = _wallet_with(world.a.subaccounts[1], "2")
+        _without_triggers(("UPDATE wallets_wallet SET balance = balance + 1 WHERE id = %s", [moved.pk]))
+
+        # when the audit is asked to check Stripe too, it checks the ledger and asks Stripe nothing
+        problems = [str(finding) for finding in wallets_audit(stripe_since=timezone.now() - timedelta(days=1))]
+
+        assert problems == [f"wallet {moved.pk}: balance 3.000000 != sum of entries 2.000000",
+                            f"wallet {moved.pk}: latest balance_after 2.000000 != 3.000000"]
+
+
+def test_every_charge_stripe_does_not_know_is_named_and_logged(world, connected, caplog):
+    with tenant_context(world.a.agency):
+        # given two succeeded charges on the agency's account whose PaymentIntents Stripe has never seen
+        wallet = _wallet_with(world.a.subaccounts[0])
+        first, second = _charge(wallet, Charge.Status.SUCCEEDED, "4"), _charge(wallet, Charge.Status.SUCCEEDED, "5")
+        for charge, amount in ((first, "4"), (second, "5")):
+            _credit(wallet, charge, amount)
+            Charge.objects.filter(pk=charge.pk).update(payment_intent_id=f"pi_unknown{charge.pk}")
+        # and a failed one, which is not asked about at Stripe (it moved no money)
+        failed = _charge(wallet, Charge.Status.FAILED, "6")
+        Charge.objects.filter(pk=failed.pk).update(payment_intent_id=f"pi_unknown{failed.pk}")
+
+        # when the audit checks them at Stripe
+        with caplog.at_level(logging.ERROR, logger="wallets.services.audit"):
+            problems = [str(finding) for finding in wallets_audit(stripe_since=timezone.now() - timedelta(days=1))]
+
+        # then each is named, and each is logged as an error for the on-call engineer
+        expected = [f"wallet {wallet.pk}: charge {first.pk}: pi_unknown{first.pk} not found at Stripe",
+                    f"wallet {wallet.pk}: charge {second.pk}: pi_unknown{second.pk} not found at Stripe"]
+        assert problems == expected
+        assert [(record.levelno, record.getMessage()) for record in caplog.records
+                if record.name == "wallets.services.audit"] == [
+            (logging.ERROR, f"Wallet audit: {problem}") for problem in expected]
+
+
+def test_a_refund_of_a_credited_charge_is_no_second_credit(world, db):
+    with tenant_context(world.a.agency):
+        # given a succeeded charge credited once, then partly refunded (the refund's entry names the charge too)
+        wallet = _wallet_with(world.a.subaccounts[0])
+        charge = _charge(wallet, Charge.Status.SUCCEEDED, "4")
+        _credit(wallet, charge, "4")
+        refund = Refund.objects.create(charge=charge, amount=Decimal("1.5"), status=Refund.Status.SUCCEEDED,
+                                       requested_by="admin@alpha.test", completed_at=timezone.now())
+        Refund.objects.filter(pk=refund.pk).update(idempotency_key=f"refund:test:{refund.pk}")
+        entry_append(wallet=wallet_lock(wallet_id=wallet.pk), kind=WalletEntry.Kind.REFUND, amount=Decimal("-1.5"),
+                     charge=charge, refund=refund, note="refund", created_by="t")
+
+        # then the audit finds nothing wrong: one credit, for the charge's amount
+        assert wallets_audit() == []

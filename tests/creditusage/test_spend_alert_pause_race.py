@@ -59,7 +59,8 @@ def test_a_lift_during_the_pause_call_queues_the_resume(world, committed, twilio
         create_account(twilio.url, LC_SID, "t" * 32, parent_sid=MASTER_SID)
         alert = SpendAlert.objects.create(subaccount=client, day=timezone.now().date(), spend=90, trailing_average=1,
                                           multiple=3, floor=25, paused=True)
-    inject_fault(twilio.url, LC_SID, "sleep", count=1, seconds=1.5)
+    # long enough for the lift to land first even on a loaded machine
+    inject_fault(twilio.url, LC_SID, "sleep", count=1, seconds=6)
     errors: list[BaseException] = []
 
     def lift_once_the_call_is_under_way() -> None:

@@ -3,8 +3,6 @@ checks), Stripe objects that are gone without a trace, and the customer made ane
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 
 import pytest
@@ -22,6 +20,7 @@ from subaccounts.models import AuditEntry, Membership
 from tests.billing.fixtures import ACCT_A, api_requests, card, on
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
+from tests.queued_jobs import queued as _queued
 
 MISSING = "cus_NoLongerAtStripe0"
 ACCT_A_NEW = "acct_1RebillAlphaNEWAA"
@@ -98,22 +97,6 @@ def test_asking_a_client_without_account_admins_for_a_card_is_refused_with_the_r
             assert refused.value.messages == [
                 "Add an account admin to this sub-account first: only the client's account admins can add a card."]
 
-
-def _queued(task_name: str) -> list[tuple[str, list]]:
-    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
-    import redis
-    from django.conf import settings
-
-    from rebill.celery import app
-
-    messages = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(app.conf.task_default_queue, 0, -1)
-    found = []
-    for raw in messages:
-        message = json.loads(raw)
-        if message["headers"]["task"] == task_name:
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            found.append((message["headers"].get("_schema_name"), args))
-    return found
 
 
 def test_a_new_card_on_file_retries_the_wallets_recharge_and_no_card_does_not(

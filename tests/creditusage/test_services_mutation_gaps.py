@@ -3,14 +3,10 @@ usage, the 30-day window, a spend of exactly the multiple, several sub-accounts 
 resume at the provider for sub-accounts with nothing on LC Phone, paused again, without a wallet, or at a provider
 that is slow or failing."""
 
-import base64
-import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -22,6 +18,8 @@ from phone.models import SubAccountProvider
 from phone.usage_client import UsageFetchError
 from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
+from tests.queued_jobs import broker as _queue
+from tests.queued_jobs import queued as _queued
 
 pytestmark = pytest.mark.django_db
 
@@ -54,19 +52,6 @@ def _paused_alert(subaccount, *, days_ago: int = 0, resumed: bool = False) -> Sp
         resumed_at=timezone.now() if resumed else None, resumed_by="admin@alpha.test" if resumed else "")
 
 
-def _queue() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-
-def _queued(task_name: str) -> list[tuple[str, list]]:
-    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
-    found = []
-    for raw in _queue().lrange(app.conf.task_default_queue, 0, -1):
-        message = json.loads(raw)
-        if message["headers"]["task"] == task_name:
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            found.append((message["headers"].get("_schema_name"), args))
-    return found
 
 
 def test_a_first_day_of_usage_above_the_floor_alerts_against_a_zero_average(world, mailoutbox):

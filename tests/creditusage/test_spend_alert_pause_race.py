@@ -1,8 +1,6 @@
 """A spend alert's pause that an agency admin lifts while the pause job is still calling LC Phone: the job resumes
 it again (on committed rows and two connections, as the job and the admin's request run)."""
 
-import base64
-import json
 import threading
 import time
 
@@ -20,6 +18,7 @@ from devservices.fake_twilio import account_status, create_account, inject_fault
 from phone.models import SubAccountProvider
 from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
+from tests.queued_jobs import queued as _queued
 
 LC_SID = "AC" + "6" * 32
 RESUME_TASK = "creditusage.tasks.spend_alert_resume"
@@ -37,16 +36,6 @@ def committed(world, django_db_blocker):
                 SubAccountProvider.objects.all().delete()
             connection.set_schema_to_public()
 
-
-def _queued(task_name: str) -> list[tuple[str, list]]:
-    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
-    found = []
-    for raw in redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange(app.conf.task_default_queue, 0, -1):
-        message = json.loads(raw)
-        if message["headers"]["task"] == task_name:
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            found.append((message["headers"].get("_schema_name"), args))
-    return found
 
 
 def test_a_lift_during_the_pause_call_queues_the_resume(world, committed, twilio):

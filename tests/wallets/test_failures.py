@@ -3,14 +3,10 @@ what the client must do, to the right people; suspension and resumption are aske
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +15,8 @@ from django_tenants.utils import tenant_context
 from people.models import User
 from rebill.celery import app
 from tests.billing.fixtures import ACCT_A
+from tests.queued_jobs import broker as _queue
+from tests.queued_jobs import queued as _queued
 from wallets.locks import wallet_lock
 from wallets.models import Charge, Wallet
 from wallets.services import wallet_adjust, wallet_ensure
@@ -64,19 +62,6 @@ def _empty_queue() -> Iterator[None]:
     _queue().delete(app.conf.task_default_queue)
 
 
-def _queue() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-
-def _queued(task_name: str) -> list[tuple[str, list]]:
-    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
-    found = []
-    for raw in _queue().lrange(app.conf.task_default_queue, 0, -1):
-        message = json.loads(raw)
-        if message["headers"]["task"] == task_name:
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            found.append((message["headers"].get("_schema_name"), args))
-    return found
 
 
 def _committed(callbacks: list) -> mail.EmailMessage | None:

@@ -3,15 +3,11 @@ failed", and the sub-accounts with nothing at the provider to suspend."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from datetime import date
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -22,6 +18,8 @@ from phone.models import SubAccountProvider
 from phone.usage_client import UsageFetchError
 from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
+from tests.queued_jobs import broker as _queue
+from tests.queued_jobs import queued as _queued
 from wallets.models import Wallet
 from wallets.services import wallet_adjust, wallet_ensure
 from wallets.services.suspension import _suspended_at_record, wallet_card_replaced, wallet_suspension_apply
@@ -197,19 +195,6 @@ def test_a_wallet_that_changed_while_twilio_was_called_is_synced_again(world, db
         _queue().delete(app.conf.task_default_queue)
 
 
-def _queue() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
-
-
-def _queued(task_name: str) -> list[tuple[str, list]]:
-    """(schema, args) of each message for `task_name` waiting in this run's Celery queue."""
-    found = []
-    for raw in _queue().lrange(app.conf.task_default_queue, 0, -1):
-        message = json.loads(raw)
-        if message["headers"]["task"] == task_name:
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            found.append((message["headers"].get("_schema_name"), args))
-    return found
 
 
 def test_an_agencys_main_twilio_account_is_skipped_and_the_log_says_why(world, db, twilio, caplog):

@@ -117,3 +117,17 @@ def test_leaders_that_do_not_settle_the_ranking_leave_it_to_the_sum(world, db):
         assert _top_by_threshold(start=both.start, end=both.end, dashboard_filter=both, top=3) is None
         assert [row.subaccount_id for row in rebilling_dashboard(dashboard_filter=both, top=3).per_subaccount] == [
             z.pk, x.pk, y.pk]
+
+
+def test_equal_revenues_found_from_span_leaders_are_ordered_by_their_provider_cost(world, db):
+    """X and Y rebilled the same, but Y's provider cost is higher (usage it did not rebill): Y ranks first, though
+    the leaders' revenues alone would put X (the lower id) first."""
+    with tenant_context(world.a.agency):
+        x, y = SubAccount.objects.bulk_create(SubAccount(name=name) for name in "XY")
+        _spans_write({(x.pk, date(2026, 9, 2), Product.SMS): (Decimal(10), Decimal(9), Decimal(9)),
+                      (y.pk, date(2026, 9, 2), Product.SMS): (Decimal(10), Decimal(9), Decimal(20))})
+        one_day = DashboardFilter(start=date(2026, 9, 2), end=date(2026, 9, 2))
+        leaders = _top_by_threshold(start=one_day.start, end=one_day.end, dashboard_filter=one_day, top=1)
+        assert leaders is not None
+        assert [(subaccount_id, figures.revenue, figures.cost) for subaccount_id, figures in leaders] == [
+            (y.pk, Decimal(10), Decimal(20))]

@@ -1,6 +1,5 @@
 """Agency-wallet billing from several connections at once, on committed usage."""
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -11,6 +10,7 @@ from agency_wallets.models import AgencyWallet, UsageToBill
 from agency_wallets.services import agency_wallets_bill
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from subaccounts.models import SubAccount
+from tests.concurrency import run_at_once
 from tests.wallets.helpers import add_delta
 
 
@@ -47,28 +47,14 @@ def test_billing_runs_at_once_bill_each_delta_once(world, committed_usage):
             expected[agency.pk] = -sum(add_delta(client, Decimal(i % 5 - 1) / 100).cost_delta for i in range(count))
 
     # when four billing runs, 30 rows at a time, drain the queue at once
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
+    def drain() -> None:
+        connection.set_schema_to_public()
+        while agency_wallets_bill(limit=30).entries or UsageToBill.objects.exists():
+            pass
 
-    def run() -> None:
-        try:
-            connection.set_schema_to_public()
-            barrier.wait(timeout=10)
-            while agency_wallets_bill(limit=30).entries or UsageToBill.objects.exists():
-                pass
-        except BaseException as error:  # noqa: BLE001 — reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    run_at_once(drain, threads=4, timeout=120)
 
     # then every delta was billed once, into its own agency's wallet, and the ledgers hold
-    assert errors == []
     connection.set_schema_to_public()
     assert not UsageToBill.objects.exists()
     for agency_pk, total in expected.items():

@@ -1,7 +1,6 @@
 """Committed data, real connections: two pulls of one sub-account at once, and the beat fan-out on a real
 Celery worker (each agency's pull writes only its own schema). What these tests commit they delete."""
 
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLi
 from phone.services import usage_pull
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
+from tests.concurrency import run_at_once
 from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
 
 LEAVES = ["sms-outbound-longcode", "sms-inbound-longcode", "calls-outbound", "calls-inbound-local", "mms-outbound"]
@@ -54,30 +54,16 @@ def test_two_pulls_of_one_sub_account_at_once_give_the_same_lines_as_one(world, 
     inject_fault(twilio.url, racing.lc_phone_account_sid, "sleep", count=2, seconds=0.5)
 
     # when one sub-account is pulled twice at once (two threads, two database connections)
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
     def pull() -> None:
-        try:
-            with tenant_context(world.a.agency):
-                barrier.wait(timeout=10)
-                usage_pull(provider_id=racing.pk)
-        except BaseException as error:  # noqa: BLE001 — reported by the main thread
-            errors.append(error)
-        finally:
-            connection.close()
+        with tenant_context(world.a.agency):
+            usage_pull(provider_id=racing.pk)
 
-    threads = [threading.Thread(target=pull) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_at_once(pull, threads=2)
     # and the other once
     with tenant_context(world.a.agency):
         usage_pull(provider_id=alone.pk)
 
         # then both hold the same lines: each once, at revision 1, priced once
-        assert errors == []
         raced = UsageLine.objects.filter(subaccount_id=racing.subaccount_id)
         single = UsageLine.objects.filter(subaccount_id=alone.subaccount_id)
         assert raced.count() == single.count() == len(LEAVES) * 3

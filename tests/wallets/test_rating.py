@@ -1,6 +1,5 @@
 """Rating: each usage delta fetched since rebilling was switched on becomes exactly one entry."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from rebilling.models import MultiplierOverride, SubAccountRebilling
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, ACCT_B
+from tests.concurrency import run_at_once
 from tests.wallets.helpers import add_delta, rebill, truncate_wallets
 from wallets.models import Wallet, WalletEntry
 from wallets.services import subaccounts_to_rate, wallet_rate, wallets_audit
@@ -111,27 +111,13 @@ def test_two_rating_runs_at_once_rate_each_delta_once(world, committed):
             add_delta(other, "0.10")
 
     # when agency A rates it from four threads at once (four connections)
-    barrier = threading.Barrier(4)
-    results, errors = [], []
+    def rate() -> int:
+        with tenant_context(world.a.agency):
+            return wallet_rate(subaccount_id=client.pk).entries
 
-    def run() -> None:
-        try:
-            with tenant_context(world.a.agency):
-                barrier.wait(timeout=10)
-                results.append(wallet_rate(subaccount_id=client.pk).entries)
-        except BaseException as error:  # noqa: BLE001 — reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = run_at_once(rate, threads=4)
 
     # then every delta was rated once, by one of them, and the ledger holds
-    assert errors == []
     assert sorted(results) == [0, 0, 0, 300]
     with tenant_context(world.a.agency):
         assert WalletEntry.objects.count() == 300
@@ -154,29 +140,15 @@ def test_two_recharge_decisions_at_once_make_one_payment_intent(world, committed
         wallet_adjust(wallet=wallet, amount=Decimal("-4"), note="usage", by="t")
 
     # when four workers decide and charge at once (beat firing twice, a pull's hook, a card change)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
     def decide_and_charge() -> None:
-        try:
-            with tenant_context(world.a.agency):
-                barrier.wait(timeout=10)
-                charge = wallet_recharge_start(wallet_id=wallet.pk)
-                if charge is not None:
-                    charge_execute(charge_id=charge.pk)
-        except BaseException as error:  # noqa: BLE001 — reported below
-            errors.append(error)
-        finally:
-            connection.close()
+        with tenant_context(world.a.agency):
+            charge = wallet_recharge_start(wallet_id=wallet.pk)
+            if charge is not None:
+                charge_execute(charge_id=charge.pk)
 
-    threads = [threading.Thread(target=decide_and_charge) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_at_once(decide_and_charge, threads=4)
 
     # then one PaymentIntent on localstripe, one charge, one credit
-    assert errors == []
     intents = raw_stripe.v1.payment_intents.list(params={"limit": 100}, options=on(ACCT_A)).data
     assert [i.amount for i in intents] == [1400]
     with tenant_context(world.a.agency):

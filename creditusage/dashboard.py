@@ -198,12 +198,11 @@ def _span_figures(*, start: date, end: date, dashboard_filter: DashboardFilter,
         return [(subaccount_id, Figures(revenue=revenue, cost=cost)) for subaccount_id, revenue, cost in cursor]
 
 
-def _figures_of(*, ids: list[int], start: date, end: date, dashboard_filter: DashboardFilter,
-                revenue_only: bool = False) -> list[tuple[int, Figures]]:
+def _figures_of(*, ids: list[int], start: date, end: date,
+                dashboard_filter: DashboardFilter) -> list[tuple[int, Figures]]:
     """The sub-accounts `ids` (those with usage in the range), by revenue then cost: each one's row of each span
     looked up by its key, so the work is ids × spans whatever the agency's size and whatever the planner guesses of
-    a span's size (OFFSET 0 keeps each lookup a lookup). `revenue_only`: those with revenue, their cost left at 0
-    unless it is the rebilled cost (read from the same rows)."""
+    a span's size (OFFSET 0 keeps each lookup a lookup)."""
     spans = period_spans(start, end)
     if not spans or not ids:
         return []
@@ -217,8 +216,6 @@ def _figures_of(*, ids: list[int], start: date, end: date, dashboard_filter: Das
     if dashboard_filter.rebilled_only:
         figures, joins, used = "sum(r.revenue), sum(r.cost)", lookup(revenue_table, "revenue, cost", "r"), \
             "count(r.revenue) > 0"
-    elif revenue_only:
-        figures, joins, used = "sum(r.revenue), 0", lookup(revenue_table, "revenue", "r"), "count(r.revenue) > 0"
     else:
         figures = "coalesce(sum(r.revenue), 0), coalesce(sum(c.cost), 0)"
         joins = f"{lookup(revenue_table, 'revenue', 'r')} {lookup(cost_table, 'cost', 'c')}"
@@ -270,15 +267,10 @@ def _top_by_threshold(*, start: date, end: date, dashboard_filter: DashboardFilt
     if len(counted) < len(spans) or any(counted[span] < top or last_of_span[span] <= 0 for span in counted):
         return None
     bound = sum(last_of_span.values(), ZERO)  # everyone else's revenue is below it
-    ranked = _figures_of(ids=sorted(leaders), start=start, end=end, dashboard_filter=dashboard_filter,
-                         revenue_only=True)
+    ranked = _figures_of(ids=sorted(leaders), start=start, end=end, dashboard_filter=dashboard_filter)
     if len(ranked) < top or ranked[top - 1][1].revenue < bound:
         return None
-    if dashboard_filter.rebilled_only:  # the rebilled cost was read with the revenue
-        return ranked[:top]
-    # The provider's cost only orders equal revenues: it is looked up for the `top` and whoever ties with the last.
-    finalists = [subaccount_id for subaccount_id, figures in ranked if figures.revenue >= ranked[top - 1][1].revenue]
-    return _figures_of(ids=finalists, start=start, end=end, dashboard_filter=dashboard_filter)[:top]
+    return ranked[:top]
 
 
 def _source_sql(*, start: date, end: date, dashboard_filter: DashboardFilter, params: list[Any]) -> str:

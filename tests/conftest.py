@@ -340,3 +340,21 @@ def celery_worker(world, tmp_path_factory) -> Iterator[CeleryWorker]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def jobs_left_queued() -> Iterator[None]:
+    """The jobs a test queues wait in a queue of their own, for the test to read (tests/queued_jobs.py): the
+    session's Celery worker, once another test has started it, would otherwise take them, or run them beside the
+    call under test."""
+    from rebill.celery import app
+    from tests.queued_jobs import broker
+
+    queue = app.conf.task_default_queue
+    app.conf.task_default_queue = f"{queue}-left-queued"
+    broker().delete(app.conf.task_default_queue)
+    try:
+        yield
+    finally:
+        broker().delete(app.conf.task_default_queue)
+        app.conf.task_default_queue = queue

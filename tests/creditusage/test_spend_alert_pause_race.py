@@ -5,8 +5,6 @@ import threading
 import time
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -16,7 +14,6 @@ from creditusage.models import SpendAlert
 from creditusage.services import spend_alert_pause_apply
 from devservices.fake_twilio import account_status, create_account, inject_fault, request_log
 from phone.models import SubAccountProvider
-from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
 from tests.queued_jobs import queued as _queued
 
@@ -38,8 +35,7 @@ def committed(world, django_db_blocker):
 
 
 
-def test_a_lift_during_the_pause_call_queues_the_resume(world, committed, twilio):
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(app.conf.task_default_queue)
+def test_a_lift_during_the_pause_call_queues_the_resume(world, committed, jobs_left_queued, twilio):
     client = world.a.subaccounts[0]
     with tenant_context(world.a.agency):
         # given a client on LC Phone paused by today's alert, and LC Phone slow to answer the suspension

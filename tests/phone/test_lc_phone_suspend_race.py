@@ -7,8 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import connection
 from django_tenants.utils import tenant_context
 
@@ -16,7 +14,6 @@ from devservices.fake_twilio import account_status, inject_fault, request_log
 from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
 from phone.services import provider_lc_phone_suspend, provider_set_lc_phone
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
-from rebill.celery import app
 from subaccounts.models import AuditEntry
 from tests.phone.helpers import use_lc_phone, use_twilio
 
@@ -36,19 +33,6 @@ def committed(world, django_db_blocker) -> Iterator[None]:
             connection.set_schema_to_public()
             TwilioAccountClaim.objects.all().delete()
             UsageAlert.objects.all().delete()
-
-
-@pytest.fixture
-def jobs_left_queued() -> Iterator[None]:
-    """The jobs this test's moves queue (among them the suspension the move to Twilio queues) wait in a queue of their
-    own: a worker started by another test of the run would otherwise run that suspension beside the one under test."""
-    queue = app.conf.task_default_queue
-    app.conf.task_default_queue = f"{queue}-left-queued"
-    try:
-        yield
-    finally:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(app.conf.task_default_queue)
-        app.conf.task_default_queue = queue
 
 
 def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, committed, jobs_left_queued, twilio):

@@ -231,6 +231,21 @@ def test_manage_client_billing_reads_who_asked_with_the_requests(world, connecte
         assert queries.captured_queries == []
 
 
+
+def test_the_refusal_trusts_the_admins_it_is_given_and_manage_client_reads_them_once(world, connected):
+    def membership_reads(queries: CaptureQueriesContext) -> int:
+        return len([q for q in queries.captured_queries if "subaccounts_membership" in q["sql"]])
+
+    with tenant_context(world.a.agency):
+        first = world.a.subaccounts[0]  # it has an account admin; the caller says it has none
+        with CaptureQueriesContext(connection) as queries:
+            assert payment_request_refusal(subaccount=first, account_admin_emails=[]) == (
+                "Add an account admin to this sub-account first: only the client's account admins can add a card.")
+        assert membership_reads(queries) == 0
+        with CaptureQueriesContext(connection) as queries:
+            assert manage_client_billing(subaccount=first).refusal is None
+        assert membership_reads(queries) == 1
+
 # Existing Stripe customers ----------------------------------------------------------------------------------------
 def test_customer_search_by_email_name_and_id(world, connected, raw_stripe):
     acme = raw_stripe.v1.customers.create(params={"name": "Acme Dental", "email": "pay@acme.test"}, options=on(ACCT_A))

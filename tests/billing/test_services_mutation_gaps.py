@@ -100,13 +100,7 @@ def test_asking_a_client_without_account_admins_for_a_card_is_refused_with_the_r
 
 
 def test_a_new_card_on_file_retries_the_wallets_recharge_and_no_card_does_not(
-        world, connected, localstripe, raw_stripe, django_capture_on_commit_callbacks):
-    import redis
-    from django.conf import settings
-
-    from rebill.celery import app
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(app.conf.task_default_queue)
+        world, connected, localstripe, raw_stripe, django_capture_on_commit_callbacks, jobs_left_queued):
     task = "wallets.tasks.wallet_card_replaced_task"
     # given client 1 has a card on file
     subaccount = world.a.subaccounts[0]

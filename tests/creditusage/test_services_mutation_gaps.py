@@ -16,9 +16,7 @@ from creditusage.services import spend_alert_pause_apply, spend_alert_resume_app
 from devservices.fake_twilio import account_status, create_account, inject_fault, request_log
 from phone.models import SubAccountProvider
 from phone.usage_client import UsageFetchError
-from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
-from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 
 pytestmark = pytest.mark.django_db
@@ -125,8 +123,7 @@ def test_a_sub_account_with_nothing_on_lc_phone_is_neither_paused_nor_resumed(wo
     assert request_log(twilio.url, LC_SID) == []
 
 
-def test_a_pause_queues_no_resume_unless_its_own_alert_was_lifted(world, twilio):
-    _queue().delete(app.conf.task_default_queue)
+def test_a_pause_queues_no_resume_unless_its_own_alert_was_lifted(world, twilio, jobs_left_queued):
     with tenant_context(world.a.agency):
         # given client 1 on LC Phone, paused by today's alert; and client 2, whose alert was already lifted
         client, other = world.a.subaccounts

@@ -3,7 +3,6 @@ what the client must do, to the right people; suspension and resumption are aske
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -13,9 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from people.models import User
-from rebill.celery import app
 from tests.billing.fixtures import ACCT_A
-from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 from wallets.locks import wallet_lock
 from wallets.models import Charge, Wallet
@@ -55,11 +52,7 @@ def _failed(wallet: Wallet, failure: ChargeFailure, *, kind: str = Charge.Kind.A
 SUSPENSION_SYNC = "wallets.tasks.wallet_suspension_sync"
 
 
-@pytest.fixture(autouse=True)
-def _empty_queue() -> Iterator[None]:
-    _queue().delete(app.conf.task_default_queue)
-    yield
-    _queue().delete(app.conf.task_default_queue)
+pytestmark = pytest.mark.usefixtures("jobs_left_queued")  # every test reads the jobs it queued
 
 
 

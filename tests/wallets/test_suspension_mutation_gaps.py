@@ -16,9 +16,7 @@ from creditusage.models import SpendAlert
 from devservices.fake_twilio import account_status, create_account, inject_fault
 from phone.models import SubAccountProvider
 from phone.usage_client import UsageFetchError
-from rebill.celery import app
 from tests.phone.conftest import MASTER_SID
-from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 from wallets.models import Wallet
 from wallets.services import wallet_adjust, wallet_ensure
@@ -176,12 +174,12 @@ def test_twilio_refusing_more_often_than_the_configured_attempts_leaves_the_wall
         assert account_status(twilio.url, LC_SID) == "active"
 
 
-def test_a_wallet_that_changed_while_twilio_was_called_is_synced_again(world, db, django_capture_on_commit_callbacks):
+def test_a_wallet_that_changed_while_twilio_was_called_is_synced_again(world, db, django_capture_on_commit_callbacks,
+                                                                       jobs_left_queued):
     with tenant_context(world.a.agency):
         # given a client that paid while its suspension was being made at Twilio, and one that did not
         paid = _wallet(world.a.subaccounts[0], balance="3", state=Wallet.RechargeState.FAILED)
         unpaid = _wallet(world.a.subaccounts[1], balance="-1", state=Wallet.RechargeState.FAILED)
-        _queue().delete(app.conf.task_default_queue)
 
         # when each records the suspension Twilio made
         with django_capture_on_commit_callbacks(execute=True):
@@ -192,7 +190,6 @@ def test_a_wallet_that_changed_while_twilio_was_called_is_synced_again(world, db
         assert Wallet.objects.get(pk=paid.pk).suspended_at is not None
         assert Wallet.objects.get(pk=unpaid.pk).suspended_at is not None
         assert _queued("wallets.tasks.wallet_suspension_sync") == [(world.a.agency.schema_name, [paid.pk])]
-        _queue().delete(app.conf.task_default_queue)
 
 
 

@@ -21,6 +21,8 @@ from agencies.models import Agency
 from agency_wallets.charging import (
     AGENCY_CHARGES,
     agency_auto_recharge_set,
+    agency_card_setup_client_secret,
+    agency_card_setup_complete,
     agency_card_setup_start,
     agency_charge_awaiting_confirmation,
     agency_charge_execute,
@@ -33,6 +35,7 @@ from agency_wallets.charging import (
     agency_wallets_due_for_retry,
 )
 from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet, AgencyWalletEntry
+from devservices.localstripe_server import clear_recorded_requests
 from people.models import User
 from subaccounts.models import AuditEntry
 from tests.agency_wallets.helpers import agency_wallet_at, platform_intents
@@ -334,3 +337,50 @@ def test_a_recharge_names_its_charge_and_wallet_at_stripe_and_is_the_first_entry
     assert [(e.seq, e.kind, e.amount, e.balance_after, e.note, e.charge_id)
             for e in AgencyWalletEntry.objects.filter(wallet=wallet)] == [
         (1, AgencyWalletEntry.Kind.RECHARGE, Decimal("10"), Decimal("10"), f"Card charged ({intent.id})", charge.pk)]
+
+
+def _card_confirmed(world, localstripe, number: str) -> AgencyCardSetup:
+    """Agency A's admin starts a card setup and Stripe.js confirms `number` on it (no done yet)."""
+    setup = agency_card_setup_start(agency=world.a.agency, by=world.a.admin)
+    confirm_like_stripe_js(localstripe, setup.setup_intent_id, agency_card_setup_client_secret(setup=setup), number)
+    return setup
+
+
+def test_a_replacing_card_is_made_default_and_the_old_one_detached_with_keys_of_the_setup_row(
+        world, connected, localstripe):
+    # given agency A's card on file
+    first = _card_confirmed(world, localstripe, "4242424242424242")
+    agency_card_setup_complete(setup_id=first.pk, actor=world.a.admin.email)
+    old_card = AgencyWallet.objects.get(agency=world.a.agency).card_payment_method_id
+
+    # when the admin confirms another card
+    second = _card_confirmed(world, localstripe, "5555555555554444")
+    clear_recorded_requests(localstripe)
+    before = timezone.now()
+    setup = agency_card_setup_complete(setup_id=second.pk, actor=world.a.admin.email)
+
+    # then the setup is done, saying when
+    setup.refresh_from_db()
+    assert setup.status == AgencyCardSetup.Status.SUCCEEDED and before <= setup.completed_at <= timezone.now()
+    # and each write to Stripe carried a key made from this setup row (the replaced card's id in the detach's)
+    keys = [r["idempotency_key"] for r in api_requests(localstripe) if r["method"] == "POST"]
+    assert keys == [f"agency-default_card:setup:{second.pk}", f"agency-detach_replaced:setup:{second.pk}:{old_card}"]
+
+
+def test_a_card_setup_canceled_at_stripe_fails_and_leaves_the_card_on_file(world, connected, localstripe,
+                                                                           raw_stripe):
+    # given agency A's card on file, and a second setup whose SetupIntent was canceled at Stripe
+    first = _card_confirmed(world, localstripe, "4242424242424242")
+    agency_card_setup_complete(setup_id=first.pk, actor=world.a.admin.email)
+    wallet = AgencyWallet.objects.get(agency=world.a.agency)
+    canceled = agency_card_setup_start(agency=world.a.agency, by=world.a.admin)
+    raw_stripe.v1.setup_intents.cancel(canceled.setup_intent_id)
+
+    # when it is finished
+    before = timezone.now()
+    setup = agency_card_setup_complete(setup_id=canceled.pk, actor=world.a.admin.email)
+
+    # then it failed, saying when, and the card on file is the one it was
+    setup.refresh_from_db()
+    assert setup.status == AgencyCardSetup.Status.FAILED and before <= setup.completed_at <= timezone.now()
+    assert AgencyWallet.objects.get(agency=world.a.agency).card_payment_method_id == wallet.card_payment_method_id

@@ -19,6 +19,7 @@ from tests.wallets.helpers import rebill, stripe_crash_point_passes
 from wallets.models import Charge, Refund, WalletEntry
 from wallets.services import charge_execute, wallet_add_balance_start, wallet_ensure, wallets_audit
 from wallets.services.refunds import (
+    RefundRefused,
     _refund_settle,
     charge_refund,
     charge_refundable,
@@ -164,3 +165,24 @@ def test_nothing_is_refundable_of_a_payment_that_did_not_succeed(world, connecte
         for status in (Charge.Status.FAILED, Charge.Status.PROCESSING, Charge.Status.ABANDONED):
             charge.status = status
             assert charge_refundable(charge=charge) == 0
+
+
+def test_a_refused_refund_says_why_in_so_many_words_and_changes_nothing(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe, amount="5.00")
+        refusals = {Decimal("0"): "Enter an amount above zero.", Decimal("NaN"): "Enter an amount above zero.",
+                    Decimal("1.001"): "Use whole cents.",
+                    Decimal("5.01"): "At most 5.00 USD of this payment can still be refunded."}
+        for amount, reason in refusals.items():
+            with pytest.raises(RefundRefused) as refused:
+                refund_start(charge_id=charge.pk, amount=amount, by=world.a.admin)
+            assert refused.value.messages == [reason], amount
+
+        # and a payment that did not succeed cannot be refunded at all
+        Charge.objects.filter(pk=charge.pk).update(status=Charge.Status.FAILED)
+        with pytest.raises(RefundRefused) as refused:
+            refund_start(charge_id=charge.pk, amount=Decimal("1.00"), by=world.a.admin)
+        assert refused.value.messages == ["Only a payment that succeeded can be refunded."]
+        assert not Refund.objects.exists()
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("5")

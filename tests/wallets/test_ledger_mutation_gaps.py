@@ -66,3 +66,26 @@ def test_an_amount_finer_than_a_millionth_is_refused_with_the_reason(world, db):
         with pytest.raises(ValidationError, match=r"^\['Amounts have at most 6 decimal places\.'\]$"):
             wallet_adjust(wallet=wallet, amount=Decimal("0.0000001"), note="x", by="t")
         assert not WalletEntry.objects.exists()
+
+
+@pytest.mark.parametrize(("amount", "note", "reason"), [
+    (Decimal("1"), " ", "Say why the wallet is adjusted."),
+    (Decimal("0"), "fix", "An adjustment needs a non-zero amount."),
+])
+def test_an_adjustment_without_a_reason_or_an_amount_is_refused_with_the_reason(world, db, amount, note, reason):
+    with tenant_context(world.a.agency):
+        wallet = wallet_ensure(subaccount=world.a.subaccounts[0])
+        with pytest.raises(ValidationError) as refused:
+            wallet_adjust(wallet=wallet, amount=amount, note=note, by="t")
+        assert refused.value.messages == [reason]
+        assert not WalletEntry.objects.exists()
+
+
+def test_an_adjustment_of_one_keeps_its_reason_trimmed_to_the_column_and_who_made_it(world, db):
+    with tenant_context(world.a.agency):
+        wallet = wallet_ensure(subaccount=world.a.subaccounts[0])
+        entry = wallet_adjust(wallet=wallet, amount=Decimal("1"), note="  " + "x" * 600 + " ", by="ops@alpha.test")
+        assert (entry.kind, entry.amount, entry.note, entry.created_by) == (
+            WalletEntry.Kind.ADJUSTMENT, Decimal("1"), "x" * 500, "ops@alpha.test")
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("1")

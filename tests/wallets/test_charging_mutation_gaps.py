@@ -194,3 +194,23 @@ def test_add_balance_refuses_a_card_saved_on_a_stripe_account_no_longer_connecte
             wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"), by="owner")
         assert refused.value.messages == ["Add a card first."]
         assert not Charge.objects.exists()
+
+
+def test_add_balance_says_why_it_cannot_charge_now(world, connected):
+    with tenant_context(world.a.agency):
+        # given client 1 whose payment is in flight
+        paying, other = world.a.subaccounts
+        rebill(paying, account_id=ACCT_A)
+        wallet = wallet_ensure(subaccount=paying)
+        wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("20"), by="owner")
+        # then a second payment waits for it, saying so
+        with pytest.raises(RechargeRefused) as refused:
+            wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("5"), by="owner")
+        assert refused.value.messages == ["A payment is already in progress for this account. Please wait a moment."]
+
+        # and once the agency has no Stripe account, client 2 is told card payments are not set up
+        ConnectedAccount.objects.filter(agency=world.a.agency).delete()
+        with pytest.raises(RechargeRefused) as refused:
+            wallet_add_balance_start(wallet_id=wallet_ensure(subaccount=other).pk, amount=Decimal("5"), by="owner")
+        assert refused.value.messages == ["Card payments are not set up by your agency yet."]
+        assert Charge.objects.count() == 1

@@ -406,3 +406,17 @@ def test_a_confirmed_agency_card_queues_the_retry_of_that_wallets_recharge_once_
         assert [args for _schema, args in queued(CARD_REPLACED)] == [[wallet.pk]]
     finally:
         broker().delete(app.conf.task_default_queue)
+
+
+def test_another_agencys_recharge_in_flight_does_not_hold_this_one_back(world, connected, raw_stripe):
+    # given agency B's recharge started and not yet settled
+    in_flight = agency_wallet_recharge_start(wallet_id=agency_wallet_at(world.b.agency, "1", raw=raw_stripe).pk)
+    assert in_flight.status == AgencyCharge.Status.STARTED
+
+    # when agency A's wallet is below its threshold too
+    wallet = agency_wallet_at(world.a.agency, "2", raw=raw_stripe)
+    charge = agency_wallet_recharge_start(wallet_id=wallet.pk)
+
+    # then A's recharge starts, on A's wallet, for its top-up of $10
+    assert (charge.wallet_id, charge.status, charge.amount, charge.requested_by) == (
+        wallet.pk, AgencyCharge.Status.STARTED, Decimal("10"), "auto-recharge")

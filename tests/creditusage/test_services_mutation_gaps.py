@@ -3,19 +3,30 @@ usage, the 30-day window, a spend of exactly the multiple, several sub-accounts 
 resume at the provider for sub-accounts with nothing on LC Phone, paused again, without a wallet, or at a provider
 that is slow or failing."""
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agencies.plans import PhoneProvider, Product
-from creditusage.models import SpendAlert, UsageRollup
-from creditusage.services import spend_alert_pause_apply, spend_alert_resume_apply, spend_alerts_check
+from creditusage.models import SpendAlert, SpendAlertPolicy, UsageRollup
+from creditusage.services import (
+    spend_alert_pause_apply,
+    spend_alert_pause_lift,
+    spend_alert_policy,
+    spend_alert_policy_update,
+    spend_alert_resume_apply,
+    spend_alerts_check,
+)
 from devservices.fake_twilio import account_status, create_account, inject_fault, request_log
+from people.models import User
 from phone.models import SubAccountProvider
 from phone.usage_client import UsageFetchError
+from subaccounts.models import AuditEntry
 from tests.phone.conftest import MASTER_SID
 from tests.queued_jobs import queued as _queued
 
@@ -194,3 +205,96 @@ def test_a_pause_waits_no_longer_than_the_configured_timeout(world, twilio, sett
         # when the pause job runs: every attempt times out, and the job fails (to be retried later)
         with pytest.raises(UsageFetchError):
             spend_alert_pause_apply(alert_id=alert.pk)
+
+
+PAUSE_TASK = "creditusage.tasks.spend_alert_pause"
+
+
+def test_an_alert_that_pauses_says_so_to_the_active_agency_admins_and_in_the_audit_log(
+        world, mailoutbox, django_capture_on_commit_callbacks, jobs_left_queued):
+    today = timezone.now().date()
+    with tenant_context(world.a.agency):
+        # given an agency admin who left, and the agency's policy: 4× the average and $20, pausing on an alert
+        User.objects.create_user("gone@alpha.test", role=User.Role.AGENCY_ADMIN, is_active=False)
+        SpendAlertPolicy.objects.filter(pk=spend_alert_policy().pk).update(
+            auto_pause=True, multiple=Decimal("4"), floor=Decimal("20"))
+        spiking = world.a.subaccounts[0]
+        _steady(spiking, today, "2")
+        _spent(spiking, today, "42.5")
+
+        # when the check runs and its transaction commits
+        with django_capture_on_commit_callbacks(execute=True):
+            [alert] = spend_alerts_check(day=today)
+
+        # then the alert keeps the policy it was raised under, and is a pause
+        alert.refresh_from_db()
+        assert (alert.spend, alert.trailing_average, alert.multiple, alert.floor, alert.paused) == (
+            Decimal("42.5"), Decimal("2"), Decimal("4"), Decimal("20"), True)
+        # and the sub-account's audit log says the spend alert paused it, on which day, at what spend
+        [audit] = AuditEntry.objects.filter(action=AuditEntry.Action.SPEND_ALERT_PAUSED)
+        assert (audit.subaccount_id, audit.actor, audit.after) == (
+            spiking.pk, "spend alert", {"day": today.isoformat(), "spend": str(alert.spend),
+                                        "trailing_average": "2.000000"})
+    # and the active agency admin (only) is told, in so many words
+    [email] = mailoutbox
+    assert (email.to, email.subject) == ([world.a.admin.email], f"Unusual phone spend: {spiking.name}")
+    assert email.body == (
+        f"{spiking.name} spent $42.50 on phone usage on {today:%Y-%m-%d}, more than 4.00x its 30-day daily "
+        "average ($2.00) and above $20.00.\n"
+        "This can be SMS pumping or toll fraud: check the sub-account's usage details.\n"
+        "Its phone usage has been paused automatically, as your settings ask.\n")
+    # and the job that pauses it at the provider is queued for this alert
+    assert [args for _schema, args in _queued(PAUSE_TASK)] == [[alert.pk]]
+
+
+def test_lifting_a_pause_lifts_every_pause_of_that_sub_account_audits_their_days_and_queues_the_resume(
+        world, django_capture_on_commit_callbacks, jobs_left_queued):
+    with tenant_context(world.a.agency):
+        # given two pauses of client 1, and one of client 2
+        client, other = world.a.subaccounts
+        older, newer = _paused_alert(client, days_ago=3), _paused_alert(client)
+        kept = _paused_alert(other)
+
+        # when the agency admin lifts client 1's pause
+        with django_capture_on_commit_callbacks(execute=True):
+            lifted = spend_alert_pause_lift(subaccount=client, by=world.a.admin)
+
+        # then both of client 1's pauses are lifted, by them; client 2's stays
+        assert [alert.pk for alert in lifted] == [older.pk, newer.pk]
+        assert set(SpendAlert.objects.filter(resumed_at__isnull=False).values_list("pk", "resumed_by")) == {
+            (older.pk, world.a.admin.email), (newer.pk, world.a.admin.email)}
+        kept.refresh_from_db()
+        assert kept.resumed_at is None
+        # and the audit log names the days whose pauses were lifted
+        [audit] = AuditEntry.objects.filter(action=AuditEntry.Action.SPEND_ALERT_RESUMED)
+        assert (audit.subaccount_id, audit.actor, audit.before, audit.after) == (
+            client.pk, world.a.admin.email, {"paused_by_alerts_of": [older.day.isoformat(), newer.day.isoformat()]},
+            {"paused_by_alerts_of": []})
+        # and the job that resumes client 1 at the provider is queued
+        assert [args for _schema, args in _queued(RESUME_TASK)] == [[client.pk]]
+
+        # and lifting it again is refused, saying why
+        with pytest.raises(ValidationError) as refused:
+            spend_alert_pause_lift(subaccount=client, by=world.a.admin)
+        assert refused.value.messages == [f"{client.name}'s phone usage is not paused by a spend alert."]
+
+
+@pytest.mark.parametrize(("multiple", "floor", "reason"), [
+    (Decimal("1"), Decimal("25"), "The multiple must be above 1."),
+    (Decimal("3"), Decimal("-0.01"), "The floor cannot be negative."),
+])
+def test_the_policy_refuses_what_the_database_would_with_the_reason(world, multiple, floor, reason):
+    with tenant_context(world.a.agency), pytest.raises(ValidationError) as refused:
+        spend_alert_policy_update(enabled=True, multiple=multiple, floor=floor, auto_pause=False, by=world.a.admin)
+    assert refused.value.messages == [reason]
+
+
+def test_the_policy_takes_a_multiple_just_above_one_and_a_floor_of_zero_and_logs_who_set_it(world, caplog):
+    with tenant_context(world.a.agency), caplog.at_level(logging.INFO, logger="creditusage.services"):
+        policy = spend_alert_policy_update(enabled=False, multiple=Decimal("1.01"), floor=Decimal("0"),
+                                           auto_pause=True, by=world.a.admin)
+        policy.refresh_from_db()
+        assert (policy.enabled, policy.multiple, policy.floor, policy.auto_pause) == (
+            False, Decimal("1.01"), Decimal("0"), True)
+    assert [r.getMessage() for r in caplog.records if r.name == "creditusage.services"] == [
+        f"Spend alert policy set by {world.a.admin.email}: {policy}, auto-pause True"]

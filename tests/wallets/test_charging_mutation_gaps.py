@@ -219,8 +219,8 @@ def test_add_balance_says_why_it_cannot_charge_now(world, connected):
 def test_neither_a_settled_payment_nor_another_clients_payment_in_flight_holds_a_new_one_back(
         world, connected, raw_stripe):
     with tenant_context(world.a.agency):
-        # given client 2's Add balance in flight, and client 1 (rebilled after it: add $25 below $30) paid before
-        client, other = world.a.subaccounts
+        # given client 1's Add balance in flight, and client 2 (add $25 below $30, its own settings) paid before
+        other, client = world.a.subaccounts
         rebill(other, account_id=ACCT_A, raw=raw_stripe)
         wallet_add_balance_start(wallet_id=wallet_ensure(subaccount=other).pk, amount=Decimal("20"), by="owner2")
         rebill(client, account_id=ACCT_A, raw=raw_stripe, amount="25", threshold="30")
@@ -229,12 +229,12 @@ def test_neither_a_settled_payment_nor_another_clients_payment_in_flight_holds_a
                                                                   by="owner").pk)
         assert paid.status == Charge.Status.SUCCEEDED
 
-        # when client 1 adds balance again, then its auto-recharge (balance $25, below its own $30) runs
+        # when client 2 adds balance again, then its auto-recharge (balance $25, below its own $30) runs
         again = wallet_add_balance_start(wallet_id=wallet.pk, amount=Decimal("5"), by="owner")
         charge_execute(charge_id=again.pk)
         automatic = wallet_recharge_start(wallet_id=wallet.pk)
 
-        # then each starts, for client 1's wallet, by its own settings
+        # then each starts, for client 2's wallet, by its own settings
         assert (again.wallet_id, again.kind, again.amount) == (wallet.pk, Charge.Kind.MANUAL, Decimal("5"))
         assert (automatic.wallet_id, automatic.kind, automatic.amount, automatic.requested_by) == (
             wallet.pk, Charge.Kind.AUTO_RECHARGE, Decimal("25"), "auto-recharge")

@@ -8,12 +8,13 @@ from django_tenants.utils import tenant_context
 
 from agencies.plans import Product
 from billing.models import BillingProfile
+from creditusage.models import LedgerDayTotal
 from rebilling.models import MultiplierOverride, SubAccountRebilling
 from tests.billing.fixtures import ACCT_A
 from tests.wallets.helpers import add_delta
 from tests.wallets.helpers import rebill as rebill_one
 from wallets.models import Charge, Wallet, WalletEntry
-from wallets.services import rating, wallets_audit, wallets_rate
+from wallets.services import rating, wallet_adjust, wallet_ensure, wallets_audit, wallets_rate
 from wallets.tasks import wallet_rate_agency
 
 
@@ -96,3 +97,28 @@ def test_the_agency_run_rates_everything_then_decides_recharges(world, connected
         assert wallets_audit() == []
     with tenant_context(world.b.agency):
         assert not Charge.objects.exists()
+
+
+def test_a_batch_counts_each_new_entry_once_in_the_day_totals_and_a_rerun_rates_nothing(world, connected):
+    with tenant_context(world.a.agency):
+        # given a wallet that already has an entry, with two SMS deltas, and another wallet with a calls refund
+        first, second = world.a.subaccounts
+        rebill(first, account_id=ACCT_A)
+        rebill(second, account_id=ACCT_A)
+        wallet = wallet_ensure(subaccount=first)
+        wallet_adjust(wallet=wallet, amount=Decimal("5"), note="start", by="t")
+        add_delta(first, "0.10")
+        add_delta(first, "0.20")
+        add_delta(second, "-0.02", product=Product.CALLS)
+
+        # when both are rated, twice
+        results = wallets_rate(subaccount_ids=[first.pk, second.pk])
+        again = wallets_rate(subaccount_ids=[first.pk, second.pk])
+
+        # then the day totals hold each entry once, by sign (the adjustment and the two debits; the credit)
+        other = results[second.pk].wallet_id
+        totals = {(row.wallet_id, row.sign): (row.entries, row.amount) for row in LedgerDayTotal.objects.all()}
+        assert totals == {(wallet.pk, 1): (1, Decimal("5")), (wallet.pk, -1): (2, Decimal("-0.315")),
+                          (other, 1): (1, Decimal("0.021"))}
+        # and the second run rated nothing, for nothing
+        assert {s: (r.entries, r.total) for s, r in again.items()} == {first.pk: (0, 0), second.pk: (0, 0)}

@@ -17,7 +17,7 @@ from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from subaccounts.models import AuditEntry, Membership
-from tests.billing.fixtures import ACCT_A, api_requests, card, on
+from tests.billing.fixtures import ACCT_A, api_requests, card, customer_with_card, on
 from tests.billing.helpers import add_card_on_company_billing, profile_of
 from tests.conftest import client_for
 from tests.queued_jobs import queued as _queued
@@ -278,3 +278,28 @@ def test_a_card_saved_through_a_payment_link_is_audited_as_the_person_who_saved_
         used = AuditEntry.objects.get(action=AuditEntry.Action.PAYMENT_LINK_USED)
     assert (used.subaccount_id, used.actor, used.after) == (
         subaccount.pk, world.a.account_admins[0].email, {"payment_request": link.pk, "card_last4": "4242"})
+
+
+def test_linking_a_customer_is_refused_in_so_many_words_and_links_nothing(world, connected, raw_stripe):
+    # given, on agency A's account: a deleted customer, two without a card (one nameless), one with a card
+    first, second = world.a.subaccounts
+    deleted = raw_stripe.v1.customers.create(params={"name": "Gone Ltd"}, options=on(ACCT_A))
+    raw_stripe.v1.customers.delete(deleted.id, options=on(ACCT_A))
+    bare = raw_stripe.v1.customers.create(params={"name": "No Card Inc"}, options=on(ACCT_A))
+    nameless = raw_stripe.v1.customers.create(params={}, options=on(ACCT_A))
+    linked, _ = customer_with_card(raw_stripe, ACCT_A, name="Acme Dental")
+    with tenant_context(world.a.agency):
+        # (the customer with a card is linked to client 1, its id pasted with spaces around it)
+        stripe_customer_link(subaccount=first, customer_id=f" {linked.id} ", by=world.a.admin)
+        assert profile_of(world.a, first).stripe_customer_id == linked.id
+
+        # then linking any of them to client 2 is refused, saying why
+        no_card = "has no saved card in Stripe. Send a payment link instead."
+        for customer_id, reason in ((deleted.id, "That Stripe customer has been deleted."),
+                                    (bare.id, f"No Card Inc {no_card}"), (nameless.id, f"{nameless.id} {no_card}"),
+                                    (linked.id, f"That Stripe customer is already linked to {first.name}.")):
+            with pytest.raises(ValidationError) as refused:
+                stripe_customer_link(subaccount=second, customer_id=customer_id, by=world.a.admin)
+            assert refused.value.messages == [reason], customer_id
+        assert not PaymentRequest.objects.filter(subaccount=second).exists()
+    assert profile_of(world.a, second) is None

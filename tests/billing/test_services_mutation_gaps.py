@@ -14,6 +14,7 @@ from django_tenants.utils import tenant_context
 from billing.models import BillingProfile, PaymentRequest
 from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
 from devservices.localstripe_server import clear_recorded_requests
+from rebilling.models import SubAccountRebilling
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from subaccounts.models import AuditEntry, Membership
@@ -303,3 +304,24 @@ def test_linking_a_customer_is_refused_in_so_many_words_and_links_nothing(world,
             assert refused.value.messages == [reason], customer_id
         assert not PaymentRequest.objects.filter(subaccount=second).exists()
     assert profile_of(world.a, second) is None
+
+
+def test_removing_a_card_says_why_when_there_is_none_or_it_is_the_last_one_while_rebilling(
+        world, connected, localstripe):
+    subaccount, owner = world.a.subaccounts[0], world.a.account_admins[0]
+    # given no card on file: removing one says so
+    with tenant_context(world.a.agency), pytest.raises(ValidationError) as refused:
+        card_remove(subaccount=subaccount, by=owner)
+    assert refused.value.messages == ["There is no card on file."]
+
+    # given one card and rebilling switched on: removing it says why not, and the card stays
+    add_card_on_company_billing(client_for(world.a, owner), subaccount, localstripe)
+    with tenant_context(world.a.agency):
+        SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={
+            "switched_on": True, "switched_on_at": timezone.now()})
+        with pytest.raises(ValidationError) as refused:
+            card_remove(subaccount=subaccount, by=owner)
+    assert refused.value.messages == [
+        "The last card cannot be removed while phone rebilling is on. Add another card, or ask your agency to switch "
+        "rebilling off first."]
+    assert _on_file(world.a, subaccount).has_card

@@ -250,21 +250,22 @@ def test_an_alert_that_pauses_says_so_to_the_active_agency_admins_and_in_the_aud
 def test_lifting_a_pause_lifts_every_pause_of_that_sub_account_audits_their_days_and_queues_the_resume(
         world, django_capture_on_commit_callbacks, jobs_left_queued):
     with tenant_context(world.a.agency):
-        # given two pauses of client 1, and one of client 2
+        # given two pauses of client 1 and an alert of its that paused nothing, and a pause of client 2
         client, other = world.a.subaccounts
         older, newer = _paused_alert(client, days_ago=3), _paused_alert(client)
+        notice = _paused_alert(client, days_ago=5)
+        SpendAlert.objects.filter(pk=notice.pk).update(paused=False)
         kept = _paused_alert(other)
 
         # when the agency admin lifts client 1's pause
         with django_capture_on_commit_callbacks(execute=True):
             lifted = spend_alert_pause_lift(subaccount=client, by=world.a.admin)
 
-        # then both of client 1's pauses are lifted, by them; client 2's stays
+        # then both of client 1's pauses are lifted, by them; its other alert and client 2's pause are left
         assert [alert.pk for alert in lifted] == [older.pk, newer.pk]
         assert set(SpendAlert.objects.filter(resumed_at__isnull=False).values_list("pk", "resumed_by")) == {
             (older.pk, world.a.admin.email), (newer.pk, world.a.admin.email)}
-        kept.refresh_from_db()
-        assert kept.resumed_at is None
+        assert not SpendAlert.objects.filter(pk__in=[notice.pk, kept.pk], resumed_at__isnull=False).exists()
         # and the audit log names the days whose pauses were lifted
         [audit] = AuditEntry.objects.filter(action=AuditEntry.Action.SPEND_ALERT_RESUMED)
         assert (audit.subaccount_id, audit.actor, audit.before, audit.after) == (

@@ -298,7 +298,8 @@ def test_linking_a_customer_is_refused_in_so_many_words_and_links_nothing(world,
         no_card = "has no saved card in Stripe. Send a payment link instead."
         for customer_id, reason in ((deleted.id, "That Stripe customer has been deleted."),
                                     (bare.id, f"No Card Inc {no_card}"), (nameless.id, f"{nameless.id} {no_card}"),
-                                    (linked.id, f"That Stripe customer is already linked to {first.name}.")):
+                                    (linked.id, f"That Stripe customer is already linked to {first.name}."),
+                                    ("cus_NotOnThisAccount", "No such customer on your Stripe account.")):
             with pytest.raises(ValidationError) as refused:
                 stripe_customer_link(subaccount=second, customer_id=customer_id, by=world.a.admin)
             assert refused.value.messages == [reason], customer_id
@@ -325,3 +326,81 @@ def test_removing_a_card_says_why_when_there_is_none_or_it_is_the_last_one_while
         "The last card cannot be removed while phone rebilling is on. Add another card, or ask your agency to switch "
         "rebilling off first."]
     assert _on_file(world.a, subaccount).has_card
+
+
+def test_a_linked_customer_is_recorded_its_card_made_default_with_our_key_and_audited(world, connected, localstripe,
+                                                                                     raw_stripe):
+    # given client 2 already linked to its own customer on agency A's account, and client 1's customer with a card
+    # but no default card
+    first, second = world.a.subaccounts
+    customer, card_saved = customer_with_card(raw_stripe, ACCT_A, name="Client One")
+    theirs, _ = customer_with_card(raw_stripe, ACCT_A, name="Client Two")
+    with tenant_context(world.a.agency):
+        stripe_customer_link(subaccount=second, customer_id=theirs.id, by=world.a.admin)
+        clear_recorded_requests(localstripe)
+
+        # when the agency admin links client 1's customer
+        request = stripe_customer_link(subaccount=first, customer_id=customer.id, by=world.a.admin)
+
+        # then the request says who linked which customer, done
+        request.refresh_from_db()
+        assert (request.subaccount_id, request.kind, request.status, request.requested_by_id,
+                request.stripe_customer_id) == (first.pk, PaymentRequest.Kind.CUSTOMER_LINKED,
+                                                PaymentRequest.Status.COMPLETED, world.a.admin.pk, customer.id)
+        # and the audit log has the customer and card before and after, and the sync, each by the admin
+        profile = _on_file(world.a, first)
+        assert profile.card_payment_method_id == card_saved.id
+        linked = AuditEntry.objects.get(subaccount=first, action=AuditEntry.Action.CUSTOMER_LINKED)
+        assert (linked.actor, linked.before, linked.after) == (
+            world.a.admin.email, {"stripe_customer_id": "", **NO_CARD},
+            {"stripe_customer_id": customer.id, **_card_fields(profile)})
+        assert AuditEntry.objects.get(subaccount=first, action=AuditEntry.Action.CARD_SYNCED).actor == \
+            world.a.admin.email
+        # and linking the same customer to the same client again is no clash
+        stripe_customer_link(subaccount=first, customer_id=customer.id, by=world.a.admin)
+    # and its card was made the customer's default with a key of our request row, the one write to Stripe
+    assert [(r["path"], r["idempotency_key"]) for r in api_requests(localstripe) if r["method"] == "POST"] == [
+        (f"/v1/customers/{customer.id}", f"default_card_linked:alpha:{request.pk}")]
+
+
+def test_linking_a_customer_keeps_its_default_card_and_writes_nothing_to_stripe(world, connected, localstripe,
+                                                                              raw_stripe):
+    # given a customer with two cards, the first one its default
+    customer, default = customer_with_card(raw_stripe, ACCT_A, name="Client One")
+    second_card = raw_stripe.v1.payment_methods.create(params={"type": "card", "card": card("5555555555554444")},
+                                                       options=on(ACCT_A))
+    raw_stripe.v1.payment_methods.attach(second_card.id, params={"customer": customer.id}, options=on(ACCT_A))
+    raw_stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": default.id}},
+                                   options=on(ACCT_A))
+    clear_recorded_requests(localstripe)
+
+    with tenant_context(world.a.agency):
+        stripe_customer_link(subaccount=world.a.subaccounts[0], customer_id=customer.id, by=world.a.admin)
+
+    assert _on_file(world.a, world.a.subaccounts[0]).card_payment_method_id == default.id
+    assert [r for r in api_requests(localstripe) if r["method"] == "POST"] == []
+
+
+def test_a_card_is_removed_while_rebilling_is_on_when_another_remains_which_becomes_the_card_on_file(
+        world, connected, localstripe, raw_stripe):
+    # given client 1 linked to a customer with two cards, and rebilling on
+    subaccount = world.a.subaccounts[0]
+    customer, removed = customer_with_card(raw_stripe, ACCT_A, name="Client One")
+    other = raw_stripe.v1.payment_methods.create(params={"type": "card", "card": card("5555555555554444")},
+                                                 options=on(ACCT_A))
+    raw_stripe.v1.payment_methods.attach(other.id, params={"customer": customer.id}, options=on(ACCT_A))
+    raw_stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": removed.id}},
+                                   options=on(ACCT_A))
+    with tenant_context(world.a.agency):
+        stripe_customer_link(subaccount=subaccount, customer_id=customer.id, by=world.a.admin)
+        SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={
+            "switched_on": True, "switched_on_at": timezone.now()})
+
+        # when the account admin removes the card on file
+        card_remove(subaccount=subaccount, by=world.a.account_admins[0])
+
+    # then the other card is the customer's default and the card on file
+    assert raw_stripe.v1.customers.retrieve(customer.id, options=on(ACCT_A)).invoice_settings \
+        .default_payment_method == other.id
+    assert (_on_file(world.a, subaccount).card_payment_method_id, _on_file(world.a, subaccount).card_last4) == (
+        other.id, "4444")

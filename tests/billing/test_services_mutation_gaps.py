@@ -396,11 +396,24 @@ def test_a_card_is_removed_while_rebilling_is_on_when_another_remains_which_beco
         SubAccountRebilling.objects.update_or_create(subaccount=subaccount, defaults={
             "switched_on": True, "switched_on_at": timezone.now()})
 
-        # when the account admin removes the card on file
-        card_remove(subaccount=subaccount, by=world.a.account_admins[0])
+        before = _card_fields(_on_file(world.a, subaccount))
+        clear_recorded_requests(localstripe)
 
-    # then the other card is the customer's default and the card on file
+        # when the account admin removes the card on file
+        owner = world.a.account_admins[0]
+        card_remove(subaccount=subaccount, by=owner)
+
+        # then the other card is the customer's default and the card on file
+        profile = _on_file(world.a, subaccount)
+        assert (profile.card_payment_method_id, profile.card_last4) == (other.id, "4444")
+        # and the removal and the sync are in the audit log, by the account admin, with the cards before and after
+        removal = AuditEntry.objects.get(subaccount=subaccount, action=AuditEntry.Action.CARD_REMOVED)
+        assert (removal.actor, removal.before, removal.after) == (owner.email, before, _card_fields(profile))
+        assert AuditEntry.objects.filter(subaccount=subaccount, action=AuditEntry.Action.CARD_SYNCED).latest(
+            "pk").actor == owner.email
     assert raw_stripe.v1.customers.retrieve(customer.id, options=on(ACCT_A)).invoice_settings \
         .default_payment_method == other.id
-    assert (_on_file(world.a, subaccount).card_payment_method_id, _on_file(world.a, subaccount).card_last4) == (
-        other.id, "4444")
+    # and each write carried a key of the profile and the removed card
+    assert [(r["path"], r["idempotency_key"]) for r in api_requests(localstripe) if r["method"] == "POST"] == [
+        (f"/v1/payment_methods/{removed.id}/detach", f"detach:alpha:{profile.pk}:{removed.id}"),
+        (f"/v1/customers/{customer.id}", f"default_after_detach:alpha:{profile.pk}:{removed.id}")]

@@ -12,7 +12,15 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, PaymentRequest
-from billing.services import billing_card_sync, card_remove, card_setup_start, payment_link_send, stripe_customer_link
+from billing.services import (
+    billing_card_sync,
+    card_remove,
+    card_setup_start,
+    payment_link_open,
+    payment_link_send,
+    payment_link_token,
+    stripe_customer_link,
+)
 from devservices.localstripe_server import clear_recorded_requests
 from rebilling.models import SubAccountRebilling
 from stripe_connect.gateway import AgencyStripe
@@ -417,3 +425,20 @@ def test_a_card_is_removed_while_rebilling_is_on_when_another_remains_which_beco
     assert [(r["path"], r["idempotency_key"]) for r in api_requests(localstripe) if r["method"] == "POST"] == [
         (f"/v1/payment_methods/{removed.id}/detach", f"detach:alpha:{profile.pk}:{removed.id}"),
         (f"/v1/customers/{customer.id}", f"default_after_detach:alpha:{profile.pk}:{removed.id}")]
+
+
+def test_opening_a_link_is_refused_by_the_service_itself_to_anyone_but_that_clients_account_admins(world, connected):
+    # the page checks first; the service checks again under the request's lock, for any other caller
+    subaccount = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        request = payment_link_send(subaccount=subaccount, by=world.a.admin, link_url=lambda token: token)
+        token = payment_link_token(request=request)
+        with pytest.raises(ValidationError) as refused:
+            payment_link_open(token=token, by=world.a.account_admins[1])
+        assert refused.value.messages == [f"This link is for the account admins of {subaccount.name}. "
+                                          "Sign in with the account it was sent to."]
+        request.refresh_from_db()
+        assert (request.status, request.used_by_id) == (PaymentRequest.Status.SENT, None)
+
+        opened = payment_link_open(token=token, by=world.a.account_admins[0])
+        assert (opened.status, opened.used_by_id) == (PaymentRequest.Status.OPENED, world.a.account_admins[0].pk)

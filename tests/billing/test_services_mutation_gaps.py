@@ -442,3 +442,18 @@ def test_opening_a_link_is_refused_by_the_service_itself_to_anyone_but_that_clie
 
         opened = payment_link_open(token=token, by=world.a.account_admins[0])
         assert (opened.status, opened.used_by_id) == (PaymentRequest.Status.OPENED, world.a.account_admins[0].pk)
+
+
+def test_a_payment_link_request_records_who_asked_and_every_account_admin_it_went_to(world, connected, mailoutbox):
+    # given client 1 with a second account admin
+    subaccount = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        Membership.objects.create(subaccount=subaccount, user=world.a.account_admins[1],
+                                  role=Membership.Role.ACCOUNT_ADMIN)
+        # when the agency admin asks for a card
+        request = payment_link_send(subaccount=subaccount, by=world.a.admin, link_url=lambda token: token)
+        request.refresh_from_db()
+    # then the request names the agency admin and both recipients, as the email went to them
+    [email] = mailoutbox
+    assert len(email.to) == 2
+    assert (request.requested_by_id, request.recipients) == (world.a.admin.pk, ", ".join(email.to))

@@ -444,16 +444,27 @@ def test_opening_a_link_is_refused_by_the_service_itself_to_anyone_but_that_clie
         assert (opened.status, opened.used_by_id) == (PaymentRequest.Status.OPENED, world.a.account_admins[0].pk)
 
 
-def test_a_payment_link_request_records_who_asked_and_every_account_admin_it_went_to(world, connected, mailoutbox):
+def test_a_payment_link_request_records_who_asked_and_every_account_admin_it_went_to(world, connected, mailoutbox,
+                                                                                     settings):
     # given client 1 with a second account admin
     subaccount = world.a.subaccounts[0]
     with tenant_context(world.a.agency):
         Membership.objects.create(subaccount=subaccount, user=world.a.account_admins[1],
                                   role=Membership.Role.ACCOUNT_ADMIN)
         # when the agency admin asks for a card
-        request = payment_link_send(subaccount=subaccount, by=world.a.admin, link_url=lambda token: token)
+        tokens: list[str] = []
+        request = payment_link_send(subaccount=subaccount, by=world.a.admin,
+                                    link_url=lambda token: tokens.append(token) or f"https://link.test/{token}")
         request.refresh_from_db()
-    # then the request names the agency admin and both recipients, as the email went to them
+        sent = AuditEntry.objects.get(action=AuditEntry.Action.PAYMENT_LINK_SENT)
+    # then the request names the agency admin and both recipients, as the email and the audit log do
     [email] = mailoutbox
     assert len(email.to) == 2
     assert (request.requested_by_id, request.recipients) == (world.a.admin.pk, ", ".join(email.to))
+    assert (sent.subaccount_id, sent.actor, sent.after) == (
+        subaccount.pk, world.a.admin.email, {"payment_request": request.pk, "recipients": email.to})
+    # and the email says for how long the link works
+    assert email.body == (
+        f"Alpha Agency asks you to add a payment card for {subaccount.name}.\n\n"
+        "Open Company Billing here (you may be asked to sign in). The link works until a card is saved through it, "
+        f"for up to {settings.PAYMENT_LINK_MAX_AGE.days} days:\nhttps://link.test/{tokens[0]}\n")

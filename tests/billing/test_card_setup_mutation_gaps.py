@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import stripe
+from django.db import connection
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, CardSetup
@@ -22,6 +23,7 @@ from billing.services import (
 )
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.gateway import AgencyStripe
+from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.billing.helpers import add_card_on_company_billing, confirm_like_stripe_js, profile_of
 from tests.conftest import client_for
@@ -236,3 +238,34 @@ def test_a_customers_default_card_is_read_whether_stripe_sends_its_id_or_the_car
     assert _default_payment_method_id(customer("pm_Plain")) == "pm_Plain"
     assert _default_payment_method_id(customer({"id": "pm_Expanded", "object": "payment_method"})) == "pm_Expanded"
     assert _default_payment_method_id(customer(None)) is None
+
+
+def test_a_setup_finished_after_the_agency_connected_another_account_is_refused_with_the_reason(
+        world, connected, raw_stripe, localstripe):
+    # given a setup confirmed on agency A's account, then agency A connected another account
+    with tenant_context(world.a.agency):
+        setup = _confirmed_setup(world, raw_stripe, localstripe)
+    connection.set_schema_to_public()
+    ConnectedAccount.objects.filter(agency=world.a.agency).update(account_id="acct_1RebillAlphaNEWAA")
+
+    # then finishing it says why nothing was done
+    with tenant_context(world.a.agency), pytest.raises(CardNotConfirmed) as refused:
+        card_setup_complete(setup=setup, actor="owner")
+    assert str(refused.value) == ("This card setup was made on a Stripe account your agency is no longer connected "
+                                  "to, so nothing was changed. Start again from Company Billing.")
+    assert not _on_file(world.a, world.a.subaccounts[0]).has_card
+
+
+def test_a_setup_whose_sub_accounts_customer_now_lives_on_another_account_is_refused(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        # given a setup confirmed at Stripe, then the sub-account's customer recorded on another account
+        setup = _confirmed_setup(world, raw_stripe, localstripe)
+        BillingProfile.objects.filter(subaccount=world.a.subaccounts[0]).update(
+            stripe_account_id="acct_1RebillAlphaNEWAA")
+
+        # then the card is not taken
+        with pytest.raises(CardNotConfirmed) as refused:
+            card_setup_complete(setup=setup, actor="owner")
+        assert str(refused.value) == "This card setup does not belong to this sub-account's Stripe customer."
+        assert not BillingProfile.objects.get(subaccount=world.a.subaccounts[0]).has_card

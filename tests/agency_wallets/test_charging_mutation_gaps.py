@@ -37,13 +37,12 @@ from agency_wallets.charging import (
 from agency_wallets.models import AgencyCardSetup, AgencyCharge, AgencyWallet, AgencyWalletEntry
 from devservices.localstripe_server import clear_recorded_requests
 from people.models import User
-from rebill.celery import app
 from subaccounts.models import AuditEntry
 from tests.agency_wallets.helpers import agency_wallet_at, platform_intents
 from tests.billing.fixtures import PLATFORM_WEBHOOK_SECRET, api_requests, event_payload, post_webhook, sign
 from tests.billing.helpers import confirm_like_stripe_js
 from tests.conftest import client_for
-from tests.queued_jobs import broker, queued
+from tests.queued_jobs import queued
 from wallets.locks import charge_call_guard
 from wallets.services.stripe_charging import SEARCH_SETTLES_AFTER, ChargeFailure
 
@@ -392,20 +391,17 @@ CARD_REPLACED = "agency_wallets.tasks.agency_wallet_card_replaced_task"
 
 
 def test_a_confirmed_agency_card_queues_the_retry_of_that_wallets_recharge_once_committed(
-        world, connected, localstripe, django_capture_on_commit_callbacks):
+        world, connected, localstripe, django_capture_on_commit_callbacks, jobs_left_queued):
     # given a card Stripe.js confirmed for agency A
     setup = _card_confirmed(world, localstripe, "4242424242424242")
-    broker().delete(app.conf.task_default_queue)
-    try:
-        # when the setup is finished and its transaction commits
-        with django_capture_on_commit_callbacks(execute=True):
-            agency_card_setup_complete(setup_id=setup.pk, actor=world.a.admin.email)
 
-        # then the job that retries the wallet's failed recharge on the new card is queued for that wallet
-        wallet = AgencyWallet.objects.get(agency=world.a.agency)
-        assert [args for _schema, args in queued(CARD_REPLACED)] == [[wallet.pk]]
-    finally:
-        broker().delete(app.conf.task_default_queue)
+    # when the setup is finished and its transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        agency_card_setup_complete(setup_id=setup.pk, actor=world.a.admin.email)
+
+    # then the job that retries the wallet's failed recharge on the new card is queued for that wallet
+    wallet = AgencyWallet.objects.get(agency=world.a.agency)
+    assert [args for _schema, args in queued(CARD_REPLACED)] == [[wallet.pk]]
 
 
 def test_another_agencys_recharge_in_flight_does_not_hold_this_one_back(world, connected, raw_stripe):

@@ -9,6 +9,7 @@ import logging
 import pytest
 import stripe
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from billing.models import BillingProfile, CardSetup
@@ -24,6 +25,7 @@ from billing.services import (
 from devservices.localstripe_server import clear_recorded_requests
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
+from subaccounts.models import AuditEntry
 from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.billing.helpers import add_card_on_company_billing, confirm_like_stripe_js, profile_of
 from tests.conftest import client_for
@@ -269,3 +271,16 @@ def test_a_setup_whose_sub_accounts_customer_now_lives_on_another_account_is_ref
             card_setup_complete(setup=setup, actor="owner")
         assert str(refused.value) == "This card setup does not belong to this sub-account's Stripe customer."
         assert not BillingProfile.objects.get(subaccount=world.a.subaccounts[0]).has_card
+
+
+def test_a_finished_setup_says_when_and_its_card_sync_is_audited_as_the_person_who_finished_it(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        setup = _confirmed_setup(world, raw_stripe, localstripe)
+        before = timezone.now()
+        finished = card_setup_complete(setup=setup, actor="owner1@alpha-client.test")
+        finished.refresh_from_db()
+        assert finished.status == CardSetup.Status.SUCCEEDED and before <= finished.completed_at <= timezone.now()
+        assert [(entry.action, entry.actor) for entry in AuditEntry.objects.order_by("pk")] == [
+            (AuditEntry.Action.CARD_SYNCED, "owner1@alpha-client.test"),
+            (AuditEntry.Action.CARD_SET, "owner1@alpha-client.test")]

@@ -468,3 +468,24 @@ def test_a_payment_link_request_records_who_asked_and_every_account_admin_it_wen
         f"Alpha Agency asks you to add a payment card for {subaccount.name}.\n\n"
         "Open Company Billing here (you may be asked to sign in). The link works until a card is saved through it, "
         f"for up to {settings.PAYMENT_LINK_MAX_AGE.days} days:\nhttps://link.test/{tokens[0]}\n")
+
+
+def test_a_sync_reads_only_the_profiles_own_account_and_takes_off_a_card_whose_customer_stripe_no_longer_knows(
+        world, connected, localstripe):
+    # given client 1's card on file on agency A's account
+    subaccount = world.a.subaccounts[0]
+    add_card_on_company_billing(client_for(world.a, world.a.account_admins[0]), subaccount, localstripe)
+    with tenant_context(world.a.agency):
+        profile = _on_file(world.a, subaccount)
+        on_file = _card_fields(profile)
+        # when a sync runs through another account, or for a profile with no customer yet, nothing is asked
+        clear_recorded_requests(localstripe)
+        assert _card_fields(billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A_NEW))) == on_file
+        bare = BillingProfile.objects.create(subaccount=world.a.subaccounts[1], stripe_account_id=ACCT_A)
+        assert _card_fields(billing_card_sync(profile=bare, api=AgencyStripe(ACCT_A))) == NO_CARD
+        assert api_requests(localstripe) == []
+
+        # when Stripe no longer knows the client's customer at all, the next sync takes the card off file
+        BillingProfile.objects.filter(pk=profile.pk).update(stripe_customer_id=MISSING)
+        assert _card_fields(billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A))) == NO_CARD
+    assert not _on_file(world.a, subaccount).has_card

@@ -487,5 +487,11 @@ def test_a_sync_reads_only_the_profiles_own_account_and_takes_off_a_card_whose_c
 
         # when Stripe no longer knows the client's customer at all, the next sync takes the card off file
         BillingProfile.objects.filter(pk=profile.pk).update(stripe_customer_id=MISSING)
+        before = timezone.now()
         assert _card_fields(billing_card_sync(profile=profile, api=AgencyStripe(ACCT_A))) == NO_CARD
-    assert not _on_file(world.a, subaccount).has_card
+        # saying when, and in the client's audit log what card it was
+        synced = AuditEntry.objects.filter(action=AuditEntry.Action.CARD_SYNCED).latest("pk")
+        assert (synced.subaccount_id, synced.actor, synced.before, synced.after) == (
+            subaccount.pk, "Stripe", on_file, NO_CARD)
+    profile = _on_file(world.a, subaccount)
+    assert not profile.has_card and before <= profile.card_updated_at <= timezone.now()

@@ -1,0 +1,74 @@
+"""phone/services/providers.py where the rest of the suite does not look: what a 401 on the agency's own credentials
+records (the provider's error and the audit entry), and how the errors of a pull are recorded on the provider."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from devservices.fake_twilio import create_account, inject_fault
+from phone.models import ProviderStatus, SubAccountProvider
+from phone.services import PullOutcome, provider_mark_credentials_invalid, provider_record_error, usage_pull
+from phone.usage_client import UsageFetchError
+from subaccounts.models import AuditEntry
+from tests.phone.helpers import use_twilio
+
+pytestmark = pytest.mark.django_db
+
+LONG_REASON = "Twilio said: " + "x" * 600
+
+
+def test_a_401_on_the_agencys_credentials_is_recorded_on_the_provider_and_audited_as_twilios(world, twilio):
+    with tenant_context(world.a.agency):
+        # given a sub-account on its agency's own Twilio account, whose token the agency rotated in Twilio
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        create_account(twilio.url, provider.twilio_account_sid, "r" * 32)
+        before = timezone.now()
+        # when a pull runs
+        assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.CREDENTIALS_REJECTED
+        # then the provider says why and since when
+        stored = SubAccountProvider.objects.get(pk=provider.pk)
+        assert (stored.status, stored.last_error) == (
+            ProviderStatus.CREDENTIALS_INVALID,
+            "Twilio rejected the Account SID and auth token (401). Enter them again to resume.")
+        assert before <= stored.last_error_at <= timezone.now()
+        # and the sub-account's audit log has Twilio's rejection, the provider before and after
+        [entry] = AuditEntry.objects.filter(action=AuditEntry.Action.CREDENTIALS_REJECTED)
+        snapshot = {"provider": "twilio", "lc_phone_account_sid": "", "twilio_account_sid": provider.twilio_account_sid,
+                    "twilio_auth_token_last4": provider.twilio_auth_token_last4}
+        assert (entry.subaccount_id, entry.actor, entry.before, entry.after) == (
+            provider.subaccount_id, "Twilio", {**snapshot, "status": "active"},
+            {**snapshot, "status": "credentials_invalid"})
+
+
+def test_marking_credentials_invalid_says_it_did_and_keeps_the_first_500_characters_of_the_reason(world, twilio):
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        token_in_use = provider.twilio_auth_token_encrypted
+        assert provider_mark_credentials_invalid(provider=provider, encrypted_token=token_in_use,
+                                                 reason=LONG_REASON) is True
+        assert SubAccountProvider.objects.get(pk=provider.pk).last_error == LONG_REASON[:500]
+
+
+def test_a_pull_that_cannot_reach_twilio_records_the_error_and_when_on_the_provider(world, twilio):
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        SubAccountProvider.objects.filter(pk=provider.pk).update(updated_at=timezone.now() - timedelta(days=1))
+        # given Twilio fails each of the 4 attempts the settings allow
+        inject_fault(twilio.url, provider.twilio_account_sid, "status", status=500, count=4)
+        before = timezone.now()
+        with pytest.raises(UsageFetchError):
+            usage_pull(provider_id=provider.pk)
+        stored = SubAccountProvider.objects.get(pk=provider.pk)
+        assert stored.last_error.startswith("Usage could not be read from Twilio: ")
+        assert before <= stored.last_error_at <= timezone.now()
+        assert before <= stored.updated_at <= timezone.now()
+        assert stored.status == ProviderStatus.ACTIVE
+
+
+def test_a_recorded_error_keeps_its_first_500_characters(world, twilio):
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        provider_record_error(provider=provider, reason=LONG_REASON)
+        assert SubAccountProvider.objects.get(pk=provider.pk).last_error == LONG_REASON[:500]

@@ -1,32 +1,46 @@
 """phone/services/providers.py where the rest of the suite does not look: what a 401 on the agency's own credentials
-records (the provider's error and the audit entry), and how the errors of a pull are recorded on the provider."""
+records (the provider's error and the audit entry), how the errors of a pull are recorded on the provider, and LC
+Phone answering too slowly to suspend or resume a subaccount (the platform's Twilio timeout and retries)."""
 
+import logging
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from devservices.fake_twilio import create_account, inject_fault
+from devservices.fake_twilio import account_status, create_account, inject_fault
 from phone.models import ProviderStatus, SubAccountProvider
-from phone.services import PullOutcome, provider_mark_credentials_invalid, provider_record_error, usage_pull
+from phone.services import (
+    PullOutcome,
+    provider_lc_phone_suspend,
+    provider_mark_credentials_invalid,
+    provider_record_error,
+    provider_set_lc_phone,
+    usage_pull,
+)
 from phone.usage_client import UsageFetchError
 from subaccounts.models import AuditEntry
-from tests.phone.helpers import use_twilio
+from tests.phone.helpers import use_lc_phone, use_twilio
 
 pytestmark = pytest.mark.django_db
 
 LONG_REASON = "Twilio said: " + "x" * 600
 
 
-def test_a_401_on_the_agencys_credentials_is_recorded_on_the_provider_and_audited_as_twilios(world, twilio):
+def test_a_401_on_the_agencys_credentials_is_recorded_on_the_provider_and_audited_as_twilios(world, twilio, caplog):
     with tenant_context(world.a.agency):
         # given a sub-account on its agency's own Twilio account, whose token the agency rotated in Twilio
         provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
         create_account(twilio.url, provider.twilio_account_sid, "r" * 32)
         before = timezone.now()
         # when a pull runs
-        assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.CREDENTIALS_REJECTED
+        with caplog.at_level(logging.WARNING, logger="phone.services.usage"):
+            assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.CREDENTIALS_REJECTED
+        assert [record.getMessage() for record in caplog.records if record.name == "phone.services.usage"] == [
+            f"Twilio rejected the credentials of sub-account {provider.subaccount_id}: usage of "
+            f"{provider.twilio_account_sid}: Twilio answered 401 (code 20003): Authenticate"]
         # then the provider says why and since when
         stored = SubAccountProvider.objects.get(pk=provider.pk)
         assert (stored.status, stored.last_error) == (
@@ -72,3 +86,45 @@ def test_a_recorded_error_keeps_its_first_500_characters(world, twilio):
         provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
         provider_record_error(provider=provider, reason=LONG_REASON)
         assert SubAccountProvider.objects.get(pk=provider.pk).last_error == LONG_REASON[:500]
+
+
+def _left_lc_phone(world, twilio) -> tuple[SubAccountProvider, str]:
+    """A client that left LC Phone for its agency's own Twilio account: (its provider, the LC Phone subaccount)."""
+    lc_sid = use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin).lc_phone_account_sid
+    moved, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+    return moved, lc_sid
+
+
+def test_a_suspension_lc_phone_answers_too_slowly_is_left_to_the_tasks_retry_which_suspends_and_logs_it(
+        world, twilio, settings, caplog):
+    with tenant_context(world.a.agency):
+        moved, lc_sid = _left_lc_phone(world, twilio)
+        # given LC Phone answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
+        settings.TWILIO_TIMEOUT_SECONDS = 0.3
+        inject_fault(twilio.url, lc_sid, "sleep", seconds=1.0, count=4)
+        # when the suspension runs: it fails for the task to retry, and nothing is recorded
+        with pytest.raises(UsageFetchError):
+            provider_lc_phone_suspend(provider_id=moved.pk)
+        assert account_status(twilio.url, lc_sid) == "active"
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED).exists()
+        # and when the task retries with LC Phone answering again: suspended, and the platform's log says so
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="phone.services.providers"):
+            assert provider_lc_phone_suspend(provider_id=moved.pk) is True
+    assert account_status(twilio.url, lc_sid) == "suspended"
+    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.providers"] == [
+        f"LC Phone subaccount {lc_sid} of sub-account {moved.subaccount_id} suspended"]
+
+
+def test_a_move_back_lc_phone_answers_too_slowly_to_resume_changes_nothing(world, twilio, settings):
+    with tenant_context(world.a.agency):
+        moved, lc_sid = _left_lc_phone(world, twilio)
+        assert provider_lc_phone_suspend(provider_id=moved.pk) is True
+        # given LC Phone answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
+        settings.TWILIO_TIMEOUT_SECONDS = 0.3
+        inject_fault(twilio.url, lc_sid, "sleep", seconds=1.0, count=4)
+        # when the agency admin moves the client back to LC Phone: refused, and it stays on its own Twilio account
+        with pytest.raises(ValidationError, match="LC Phone could not be set up right now"):
+            provider_set_lc_phone(subaccount=moved.subaccount, by=world.a.admin)
+        assert SubAccountProvider.objects.get(pk=moved.pk).provider == "twilio"
+    assert account_status(twilio.url, lc_sid) == "suspended"

@@ -1,8 +1,10 @@
 """phone/services/providers.py where the rest of the suite does not look: what a 401 on the agency's own credentials
-records (the provider's error and the audit entry), how the errors of a pull are recorded on the provider, and LC
-Phone answering too slowly to suspend or resume a subaccount (the platform's Twilio timeout and retries)."""
+records (the provider's error and the audit entry), how the errors of a pull are recorded on the provider, LC Phone
+answering too slowly to suspend or resume a subaccount (the platform's Twilio timeout and retries), and the jobs a
+provider change queues once it commits."""
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,11 +20,15 @@ from phone.services import (
     provider_mark_credentials_invalid,
     provider_record_error,
     provider_set_lc_phone,
+    provider_set_twilio,
     usage_pull,
 )
 from phone.usage_client import UsageFetchError
+from rebill.celery import app
 from subaccounts.models import AuditEntry
 from tests.phone.helpers import use_lc_phone, use_twilio
+from tests.queued_jobs import broker as _queue
+from tests.queued_jobs import queued as _queued
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +134,32 @@ def test_a_move_back_lc_phone_answers_too_slowly_to_resume_changes_nothing(world
             provider_set_lc_phone(subaccount=moved.subaccount, by=world.a.admin)
         assert SubAccountProvider.objects.get(pk=moved.pk).provider == "twilio"
     assert account_status(twilio.url, lc_sid) == "suspended"
+
+
+@pytest.fixture
+def run_queue() -> Iterator[None]:
+    """This run's Celery queue, empty before and after the test (nothing consumes it in a test)."""
+    _queue().delete(app.conf.task_default_queue)
+    yield
+    _queue().delete(app.conf.task_default_queue)
+
+
+def test_leaving_lc_phone_queues_the_suspension_of_that_provider(world, twilio, run_queue,
+                                                                 django_capture_on_commit_callbacks):
+    with tenant_context(world.a.agency):
+        use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin)
+        with django_capture_on_commit_callbacks(execute=True):
+            moved, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+    assert _queued("phone.tasks.lc_phone_subaccount_suspend") == [(world.a.agency.schema_name, [moved.pk])]
+
+
+def test_fixing_rejected_credentials_queues_a_pull_of_that_provider_at_once(world, twilio, run_queue,
+                                                                          django_capture_on_commit_callbacks):
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        create_account(twilio.url, provider.twilio_account_sid, "r" * 32)
+        assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.CREDENTIALS_REJECTED
+        with django_capture_on_commit_callbacks(execute=True):
+            provider_set_twilio(subaccount=provider.subaccount, account_sid=provider.twilio_account_sid,
+                                auth_token="r" * 32, by=world.a.admin)
+    assert _queued("phone.tasks.usage_pull_subaccount") == [(world.a.agency.schema_name, [provider.pk])]

@@ -26,7 +26,7 @@ from phone.services import (
 from phone.usage_client import UsageFetchError
 from rebill.celery import app
 from subaccounts.models import AuditEntry
-from tests.phone.helpers import use_lc_phone, use_twilio
+from tests.phone.helpers import agency_twilio_account, use_lc_phone, use_twilio
 from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 
@@ -163,3 +163,37 @@ def test_fixing_rejected_credentials_queues_a_pull_of_that_provider_at_once(worl
             provider_set_twilio(subaccount=provider.subaccount, account_sid=provider.twilio_account_sid,
                                 auth_token="r" * 32, by=world.a.admin)
     assert _queued("phone.tasks.usage_pull_subaccount") == [(world.a.agency.schema_name, [provider.pk])]
+
+
+def test_malformed_credentials_are_explained_next_to_each_field(world, twilio):
+    with tenant_context(world.a.agency):
+        with pytest.raises(ValidationError) as refused:
+            provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid="AC123", auth_token="short",
+                                by=world.a.admin)
+    assert refused.value.message_dict == {
+        "account_sid": ["A Twilio Account SID is AC followed by 32 lowercase hex characters."],
+        "auth_token": ["A Twilio auth token is 32 letters and digits."]}
+
+
+def test_credentials_twilio_rejects_are_explained_next_to_the_token(world, twilio):
+    account_sid, auth_token = agency_twilio_account(twilio.url, "own")
+    with tenant_context(world.a.agency):
+        with pytest.raises(ValidationError) as refused:
+            provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid,
+                                auth_token=auth_token[::-1], by=world.a.admin)
+    assert refused.value.message_dict == {"auth_token": [
+        "Twilio did not accept this Account SID and auth token. Copy both again from your Twilio console and retry."]}
+
+
+def test_credentials_twilio_answers_too_slowly_to_check_are_not_saved(world, twilio, settings):
+    account_sid, auth_token = agency_twilio_account(twilio.url, "own")
+    # given Twilio answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
+    settings.TWILIO_TIMEOUT_SECONDS = 0.3
+    inject_fault(twilio.url, account_sid, "sleep", seconds=1.0, count=4)
+    with tenant_context(world.a.agency):
+        with pytest.raises(ValidationError) as refused:
+            provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid, auth_token=auth_token,
+                                by=world.a.admin)
+        assert not SubAccountProvider.objects.exists()
+    assert refused.value.messages == [
+        "Twilio could not be reached to check these credentials; nothing was saved. Try again in a minute."]

@@ -197,3 +197,14 @@ def test_credentials_twilio_answers_too_slowly_to_check_are_not_saved(world, twi
         assert not SubAccountProvider.objects.exists()
     assert refused.value.messages == [
         "Twilio could not be reached to check these credentials; nothing was saved. Try again in a minute."]
+
+
+def test_an_account_twilio_does_not_know_is_explained_next_to_the_sid(world, twilio):
+    account_sid, auth_token = agency_twilio_account(twilio.url, "own")
+    inject_fault(twilio.url, account_sid, "status", status=404)
+    with tenant_context(world.a.agency):
+        with pytest.raises(ValidationError) as refused:
+            provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid, auth_token=auth_token,
+                                by=world.a.admin)
+        assert not SubAccountProvider.objects.exists()
+    assert refused.value.message_dict == {"account_sid": ["Twilio does not know this Account SID."]}

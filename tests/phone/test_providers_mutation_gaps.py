@@ -185,18 +185,22 @@ def test_credentials_twilio_rejects_are_explained_next_to_the_token(world, twili
         "Twilio did not accept this Account SID and auth token. Copy both again from your Twilio console and retry."]}
 
 
-def test_credentials_twilio_answers_too_slowly_to_check_are_not_saved(world, twilio, settings):
+def test_credentials_twilio_answers_too_slowly_to_check_are_not_saved(world, twilio, settings, caplog):
     account_sid, auth_token = agency_twilio_account(twilio.url, "own")
     # given Twilio answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
     settings.TWILIO_TIMEOUT_SECONDS = 0.3
     inject_fault(twilio.url, account_sid, "sleep", seconds=1.0, count=4)
     with tenant_context(world.a.agency):
-        with pytest.raises(ValidationError) as refused:
+        with caplog.at_level(logging.WARNING, logger="phone.services.providers"), \
+                pytest.raises(ValidationError) as refused:
             provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid, auth_token=auth_token,
                                 by=world.a.admin)
         assert not SubAccountProvider.objects.exists()
     assert refused.value.messages == [
         "Twilio could not be reached to check these credentials; nothing was saved. Try again in a minute."]
+    # and the log names the account, without a traceback
+    [warning] = [record for record in caplog.records if record.name == "phone.services.providers"]
+    assert warning.getMessage() == f"Checking Twilio credentials of {account_sid} failed" and not warning.exc_info
 
 
 def test_an_account_twilio_does_not_know_is_explained_next_to_the_sid(world, twilio):

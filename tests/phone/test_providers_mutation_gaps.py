@@ -26,7 +26,7 @@ from phone.services import (
 from phone.usage_client import UsageFetchError
 from rebill.celery import app
 from subaccounts.models import AuditEntry
-from tests.phone.helpers import agency_twilio_account, use_lc_phone, use_twilio
+from tests.phone.helpers import agency_twilio_account, sid, token, use_lc_phone, use_twilio
 from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 
@@ -212,3 +212,42 @@ def test_an_account_twilio_does_not_know_is_explained_next_to_the_sid(world, twi
                                 by=world.a.admin)
         assert not SubAccountProvider.objects.exists()
     assert refused.value.message_dict == {"account_sid": ["Twilio does not know this Account SID."]}
+
+
+def _refusal(world, account_sid: str, auth_token: str) -> ValidationError:
+    with tenant_context(world.a.agency):
+        with pytest.raises(ValidationError) as refused:
+            provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid, auth_token=auth_token,
+                                by=world.a.admin)
+        assert not SubAccountProvider.objects.exists()
+    return refused.value
+
+
+def test_an_account_that_is_not_active_is_refused_with_its_status(world, twilio):
+    account_sid, auth_token = sid("suspended"), token("suspended")
+    create_account(twilio.url, account_sid, auth_token, status="suspended")
+    assert _refusal(world, account_sid, auth_token).message_dict == {
+        "account_sid": ["This Twilio account is suspended; use an active account."]}
+
+
+def test_the_platforms_own_account_is_refused_for_a_client(world, twilio):
+    assert _refusal(world, twilio.master_sid, twilio.master_token).message_dict == {
+        "account_sid": ["This is the platform's own account; choose LC Phone instead."]}
+
+
+def test_an_account_billed_in_another_currency_is_refused_next_to_the_sid(world, twilio):
+    account_sid, auth_token = sid("euro"), token("euro")
+    create_account(twilio.url, account_sid, auth_token, currency="eur")
+    assert _refusal(world, account_sid, auth_token).message_dict == {"account_sid": [
+        "This Twilio account is billed in EUR; only accounts billed in USD can be rebilled. Nothing was saved."]}
+
+
+def test_an_account_whose_currency_twilio_answers_too_slowly_to_tell_is_not_saved(world, twilio, settings):
+    account_sid, auth_token = agency_twilio_account(twilio.url, "own")
+    # given Twilio answers the account at once, then each of the 4 attempts the settings allow at its currency
+    # after 1 s, and the settings wait 0.3 s
+    settings.TWILIO_TIMEOUT_SECONDS = 0.3
+    inject_fault(twilio.url, account_sid, "sleep", seconds=0)
+    inject_fault(twilio.url, account_sid, "sleep", seconds=1.0, count=4)
+    assert _refusal(world, account_sid, auth_token).messages == [
+        "Twilio could not be reached to check this account's currency; nothing was saved. Try again in a minute."]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from devservices.fake_twilio import account_status, create_account, inject_fault
-from phone.models import ProviderStatus, SubAccountProvider
+from phone.models import ProviderStatus, RetiredAccount, SubAccountProvider
 from phone.services import (
     PullOutcome,
     provider_lc_phone_suspend,
@@ -23,10 +23,20 @@ from phone.services import (
     provider_set_twilio,
     usage_pull,
 )
-from phone.usage_client import UsageFetchError
+from phone.usage_client import UsageFetchError, check_credentials
+from phoneregistry.models import TwilioAccountClaim
 from rebill.celery import app
-from subaccounts.models import AuditEntry
-from tests.phone.helpers import agency_twilio_account, sid, token, use_lc_phone, use_twilio
+from subaccounts.models import AuditEntry, SubAccount
+from tests.phone.helpers import (
+    agency_twilio_account,
+    put_usage,
+    sid,
+    today,
+    token,
+    usage,
+    use_lc_phone,
+    use_twilio,
+)
 from tests.queued_jobs import broker as _queue
 from tests.queued_jobs import queued as _queued
 
@@ -251,3 +261,85 @@ def test_an_account_whose_currency_twilio_answers_too_slowly_to_tell_is_not_save
     inject_fault(twilio.url, account_sid, "sleep", seconds=1.0, count=4)
     assert _refusal(world, account_sid, auth_token).messages == [
         "Twilio could not be reached to check this account's currency; nothing was saved. Try again in a minute."]
+
+
+def test_the_lc_phone_subaccount_is_named_after_the_agency_and_the_client_in_64_characters(world, twilio, caplog):
+    with tenant_context(world.a.agency):
+        client = SubAccount.objects.create(name="A client whose name is much longer than Twilio's sixty-four")
+        with caplog.at_level(logging.INFO, logger="phone.services.providers"):
+            lc_sid = use_lc_phone(subaccount=client, admin=world.a.admin).lc_phone_account_sid
+    seen = check_credentials(account_sid=lc_sid, auth_sid=twilio.master_sid, auth_token=twilio.master_token,
+                             base_url=twilio.url)
+    assert seen.friendly_name == f"rebill:{world.a.agency.schema_name}:{client.pk} {client.name}"[:64]
+    assert len(seen.friendly_name) == 64
+    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.providers"] == [
+        f"LC Phone subaccount {lc_sid} created for sub-account {client.pk}"]
+
+
+def test_lc_phone_that_keeps_refusing_the_creation_changes_nothing_and_is_logged(world, twilio, caplog):
+    # given LC Phone answers 429 to each of the 4 attempts the settings allow (a fifth would succeed)
+    inject_fault(twilio.url, twilio.master_sid, "status", status=429, count=4)
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        with caplog.at_level(logging.ERROR, logger="phone.services.providers"), \
+                pytest.raises(ValidationError) as refused:
+            use_lc_phone(subaccount=client, admin=world.a.admin)
+        assert not SubAccountProvider.objects.exists()
+    assert refused.value.messages == ["LC Phone could not be set up right now; nothing was changed. Try again later."]
+    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.providers"] == [
+        f"Creating the LC Phone subaccount of sub-account {client.pk} failed: new subaccount of {twilio.master_sid}: "
+        "Twilio answered 429 (code 20429): Unable to create record: Too Many Requests"]
+
+
+def test_lc_phone_without_master_credentials_tells_the_platform_what_to_set(world, twilio, settings, caplog):
+    settings.TWILIO_MASTER_AUTH_TOKEN = ""
+    with tenant_context(world.a.agency):
+        with caplog.at_level(logging.ERROR, logger="phone.services.providers"), pytest.raises(ValidationError):
+            use_lc_phone(subaccount=world.a.subaccounts[0], admin=world.a.admin)
+    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.providers"] == [
+        "LC Phone is not configured: set TWILIO_MASTER_ACCOUNT_SID and TWILIO_MASTER_AUTH_TOKEN"]
+
+
+def test_an_account_left_is_retired_for_35_days_and_its_claim_released_then(world, twilio):
+    with tenant_context(world.a.agency):
+        client = world.a.subaccounts[0]
+        first, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="first")
+        before = timezone.now()
+        # when the client moves to another Twilio account of its agency
+        second, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="second")
+        # then the first is re-read for 35 days from the move, with its own token
+        [retired] = RetiredAccount.objects.all()
+        assert (retired.subaccount_id, retired.account_sid, retired.provider, retired.twilio_auth_token_encrypted) == (
+            client.pk, first.twilio_account_sid, "twilio", first.twilio_auth_token_encrypted)
+        assert before <= retired.retired_at <= timezone.now()
+        assert retired.pull_until == retired.retired_at + timedelta(days=35)
+    # and nobody else may bill it until then
+    claim = TwilioAccountClaim.objects.get(account_sid=first.twilio_account_sid)
+    assert before + timedelta(days=35) <= claim.released_after <= retired.retired_at + timedelta(days=35)
+
+
+def test_a_move_back_to_lc_phone_is_audited_as_a_resume_of_the_same_subaccount(world, twilio):
+    with tenant_context(world.a.agency):
+        moved, lc_sid = _left_lc_phone(world, twilio)
+        provider_set_lc_phone(subaccount=moved.subaccount, by=world.a.admin)
+        [entry] = AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_RESUMED)
+    assert (entry.subaccount_id, entry.actor, entry.before, entry.after) == (
+        moved.subaccount_id, world.a.admin.email, {"lc_phone_account_sid": lc_sid, "status": "suspended"},
+        {"lc_phone_account_sid": lc_sid, "status": "active"})
+
+
+def test_saving_the_same_account_again_keeps_what_was_read_and_another_account_starts_afresh(world, twilio):
+    with tenant_context(world.a.agency):
+        provider, _ = use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        put_usage(twilio.url, provider.twilio_account_sid, [usage("calls-outbound", today(), 5)])
+        assert usage_pull(provider_id=provider.pk).outcome == PullOutcome.STORED
+        pulled = SubAccountProvider.objects.get(pk=provider.pk)
+        assert pulled.last_pulled_at is not None and pulled.read_marks
+        # when the admin saves the same credentials again: what was read of that account stands
+        use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="own")
+        again = SubAccountProvider.objects.get(pk=provider.pk)
+        assert (again.last_pulled_at, again.read_marks) == (pulled.last_pulled_at, pulled.read_marks)
+        # and when another account is saved: nothing of it has been read yet
+        use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="another")
+        other = SubAccountProvider.objects.get(pk=provider.pk)
+        assert (other.last_pulled_at, other.read_marks) == (None, {})

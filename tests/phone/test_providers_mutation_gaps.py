@@ -229,7 +229,7 @@ def _refusal(world, account_sid: str, auth_token: str) -> ValidationError:
         with pytest.raises(ValidationError) as refused:
             provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid, auth_token=auth_token,
                                 by=world.a.admin)
-        assert not SubAccountProvider.objects.exists()
+        assert not SubAccountProvider.objects.filter(subaccount=world.a.subaccounts[0]).exists()
     return refused.value
 
 
@@ -343,3 +343,11 @@ def test_saving_the_same_account_again_keeps_what_was_read_and_another_account_s
         use_twilio(twilio.url, subaccount=world.a.subaccounts[0], admin=world.a.admin, name="another")
         other = SubAccountProvider.objects.get(pk=provider.pk)
         assert (other.last_pulled_at, other.read_marks) == (None, {})
+
+
+def test_an_account_another_client_bills_is_refused_next_to_the_sid(world, twilio):
+    with tenant_context(world.a.agency):
+        use_twilio(twilio.url, subaccount=world.a.subaccounts[1], admin=world.a.admin, name="shared")
+    assert _refusal(world, sid("shared"), token("shared")).message_dict == {"account_sid": [
+        "This Twilio account is already used by another sub-account; each Twilio account can be billed by one "
+        "sub-account only."]}

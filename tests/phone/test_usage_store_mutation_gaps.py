@@ -1,15 +1,20 @@
 """phone/services/usage_store.py where the rest of the suite does not look: a category with a carriage return (each
 character COPY's text format would read as the end of a row is escaped), and a Twilio read stored in one batch with
-an LC Phone read taken at the same moment (only the LC Phone one is priced by the price book)."""
+an LC Phone read taken at the same moment (only the LC Phone one is priced by the price book), and a retired
+account's re-read, which no provider's read marks hold back (even in a batch with current accounts' reads)."""
+
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from phone.models import UsageLine
-from phone.services import UsageRead, usage_reads_store
-from tests.phone.helpers import D, use_twilio
+from phone.models import SubAccountProvider, UsageLine
+from phone.services import PullOutcome, UsageRead, usage_reads_store
+from subaccounts.models import SubAccount
+from tests.phone.helpers import D, today, use_twilio
 from tests.phone.test_usage_batches import CATEGORY, lc_providers, read_of, record
+from tests.phone.test_usage_mutation_gaps import _retired_lc_accounts
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +42,24 @@ def test_a_twilio_read_batched_with_an_lc_phone_read_of_the_same_moment_keeps_tw
         # then the agency's own account costs Twilio's $1.00, and LC Phone's the price book's 100 x $0.0166
         costs = {line.subaccount_id: (line.cost, line.unit_price) for line in UsageLine.objects.all()}
         assert costs == {own.subaccount_id: (D("1.00"), None), lc_phone.subaccount_id: (D("1.66"), D("0.0166"))}
+
+
+def test_no_providers_read_marks_hold_back_a_reread_of_a_retired_account_in_the_same_batch(world, twilio):
+    yesterday = today() - timedelta(days=1)
+    with tenant_context(world.a.agency):
+        [retired] = _retired_lc_accounts(world, twilio, 1)
+        if not SubAccountProvider.objects.filter(pk=1).exists():  # the first provider row too, whoever's it is
+            SubAccountProvider.objects.create(pk=1, subaccount=SubAccount.objects.create(name="First"),
+                                              provider="lc_phone", lc_phone_account_sid="AC" + "f" * 32)
+        # given every provider row has marked yesterday with a read newer than the batch's
+        at = timezone.now()
+        SubAccountProvider.objects.update(read_marks={yesterday.isoformat(): (at + timedelta(hours=1)).isoformat()})
+        first = SubAccountProvider.objects.get(pk=1)
+        # when one batch stores the retired account's correction of yesterday and the first provider's read of today
+        reread = UsageRead(subaccount_id=retired.subaccount_id, provider=retired.provider,
+                           account_sid=retired.account_sid, fetched_at=at, retired_id=retired.pk,
+                           records=[record(retired.account_sid, 12, day=yesterday)])
+        results = usage_reads_store([reread, read_of(first, 5, at)])
+        # then both are stored: the read marks are the current accounts', never a retired account's
+        assert [(result.outcome, result.changed) for result in results] == [(PullOutcome.STORED, 1)] * 2
+        assert UsageLine.objects.get(account_sid=retired.account_sid, day=yesterday).units == 12

@@ -1,7 +1,8 @@
-"""phone/services/usage_store.py where the rest of the suite does not look: a category with a carriage return (each
-character COPY's text format would read as the end of a row is escaped), and a Twilio read stored in one batch with
-an LC Phone read taken at the same moment (only the LC Phone one is priced by the price book), and a retired
-account's re-read, which no provider's read marks hold back (even in a batch with current accounts' reads)."""
+"""phone/services/usage_store.py where the rest of the suite does not look: categories that each hold one character
+COPY's text format would misread (a backslash, a newline, one or two tabs, a carriage return: each is escaped), a
+Twilio read stored in one batch with an LC Phone read taken at the same moment (only the LC Phone one is priced by
+the price book), and a retired account's re-read, which no provider's read marks hold back (even in a batch with
+current accounts' reads)."""
 
 from datetime import timedelta
 
@@ -19,17 +20,18 @@ from tests.phone.test_usage_mutation_gaps import _retired_lc_accounts
 pytestmark = pytest.mark.django_db
 
 
-def test_a_category_with_a_carriage_return_is_stored_as_read(world, twilio):
+def test_a_category_with_any_one_character_copy_would_misread_is_stored_as_read(world, twilio):
+    odd = ["back\\slash", "new\nline", "tab\tbed", "two\ttabs\there", "carriage\rreturn"]
     with tenant_context(world.a.agency):
         [provider] = lc_providers(world, 1)
-        odd = "odd\rcategory"
         [result] = usage_reads_store([UsageRead(
             subaccount_id=provider.subaccount_id, provider=provider.provider, account_sid=provider.account_sid,
             fetched_at=timezone.now(), provider_id=provider.pk,
-            records=[record(provider.account_sid, 3), record(provider.account_sid, 4, category=odd)])])
-        assert result.changed == 2
+            records=[record(provider.account_sid, 3)] + [record(provider.account_sid, 4 + n, category=category)
+                                                         for n, category in enumerate(odd)])])
+        assert result.changed == 1 + len(odd)
         assert set(UsageLine.objects.filter(subaccount_id=provider.subaccount_id).values_list("category", "units")) == {
-            (CATEGORY, 3), (odd, 4)}
+            (CATEGORY, 3), *((category, 4 + n) for n, category in enumerate(odd))}
 
 
 def test_a_twilio_read_batched_with_an_lc_phone_read_of_the_same_moment_keeps_twilios_price(world, twilio):

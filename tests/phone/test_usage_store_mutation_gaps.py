@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from phone.models import SubAccountProvider, UsageLine
-from phone.services import PullOutcome, UsageRead, usage_reads_store
+from phone.services import PullOutcome, UsageRead, provider_set_lc_phone, usage_reads_store
 from subaccounts.models import SubAccount
 from tests.phone.helpers import D, today, use_twilio
 from tests.phone.test_usage_batches import CATEGORY, lc_providers, read_of, record
@@ -65,3 +65,18 @@ def test_no_providers_read_marks_hold_back_a_reread_of_a_retired_account_in_the_
         # then both are stored: the read marks are the current accounts', never a retired account's
         assert [(result.outcome, result.changed) for result in results] == [(PullOutcome.STORED, 1)] * 2
         assert UsageLine.objects.get(account_sid=retired.account_sid, day=yesterday).units == 12
+
+
+def test_a_reread_of_an_account_the_sub_account_returned_to_meanwhile_is_dropped(world, twilio):
+    yesterday = today() - timedelta(days=1)
+    with tenant_context(world.a.agency):
+        # given a re-read of the LC Phone account a client left, taken before the client moved back to it
+        [retired] = _retired_lc_accounts(world, twilio, 1)
+        reread = UsageRead(subaccount_id=retired.subaccount_id, provider=retired.provider,
+                           account_sid=retired.account_sid, fetched_at=timezone.now(), retired_id=retired.pk,
+                           records=[record(retired.account_sid, 12, day=yesterday)])
+        provider_set_lc_phone(subaccount=SubAccount.objects.get(pk=retired.subaccount_id), by=world.a.admin)
+        # when it is stored: it is dropped (that account is the current one again; its own pulls store it)
+        [result] = usage_reads_store([reread])
+        assert (result.outcome, result.records) == (PullOutcome.PROVIDER_CHANGED, 1)
+        assert not UsageLine.objects.filter(account_sid=retired.account_sid).exists()

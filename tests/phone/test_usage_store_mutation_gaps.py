@@ -4,6 +4,7 @@ Twilio read stored in one batch with an LC Phone read taken at the same moment (
 the price book), and a retired account's re-read, which no provider's read marks hold back (even in a batch with
 current accounts' reads)."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from phone.models import SubAccountProvider, UsageLine
-from phone.services import PullOutcome, UsageRead, provider_set_lc_phone, usage_reads_store
+from phone.services import PullOutcome, PullResult, UsageRead, provider_set_lc_phone, usage_reads_store
 from subaccounts.models import SubAccount
 from tests.phone.helpers import D, today, use_twilio
 from tests.phone.test_usage_batches import CATEGORY, lc_providers, read_of, record
@@ -80,3 +81,23 @@ def test_a_reread_of_an_account_the_sub_account_returned_to_meanwhile_is_dropped
         [result] = usage_reads_store([reread])
         assert (result.outcome, result.records) == (PullOutcome.PROVIDER_CHANGED, 1)
         assert not UsageLine.objects.filter(account_sid=retired.account_sid).exists()
+
+
+def test_a_batch_drops_the_reads_of_providers_removed_or_changed_meanwhile_and_stores_the_rest(world, twilio, caplog):
+    with tenant_context(world.a.agency):
+        # given reads of three LC Phone sub-accounts: one removed since, one moved to its own Twilio account since
+        removed, moved, kept = lc_providers(world, 3)
+        at = timezone.now()
+        reads = [read_of(removed, 3, at), read_of(moved, 4, at), read_of(kept, 5, at)]
+        SubAccountProvider.objects.filter(pk=removed.pk).delete()
+        use_twilio(twilio.url, subaccount=moved.subaccount, admin=world.a.admin, name="own")
+        # when one batch stores them
+        with caplog.at_level(logging.INFO, logger="phone.services.usage_store"):
+            results = usage_reads_store(reads)
+        # then each dropped read says why, the last is stored, and the log names the sub-account that moved
+        assert results == [PullResult(PullOutcome.PROVIDER_GONE, records=1),
+                           PullResult(PullOutcome.PROVIDER_CHANGED, records=1),
+                           PullResult(PullOutcome.STORED, records=1, changed=1)]
+        assert set(UsageLine.objects.values_list("subaccount_id", "units")) == {(kept.subaccount_id, 5)}
+    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.usage_store"] == [
+        f"Sub-account {moved.subaccount_id} changed provider during a pull; its result is dropped"]

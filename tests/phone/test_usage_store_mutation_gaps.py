@@ -1,13 +1,14 @@
 """phone/services/usage_store.py where the rest of the suite does not look: categories that each hold one character
 COPY's text format would misread (a backslash, a newline, one or two tabs, a carriage return: each is escaped), a
 Twilio read stored in one batch with an LC Phone read taken at the same moment (only the LC Phone one is priced by
-the price book), and a retired account's re-read, which no provider's read marks hold back (even in a batch with
-current accounts' reads)."""
+the price book), a retired account's re-read, which no provider's read marks hold back (even in a batch with
+current accounts' reads), reads dropped in a batch, and several sub-accounts' reads upserted in one statement."""
 
 import logging
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -101,3 +102,20 @@ def test_a_batch_drops_the_reads_of_providers_removed_or_changed_meanwhile_and_s
         assert set(UsageLine.objects.values_list("subaccount_id", "units")) == {(kept.subaccount_id, 5)}
     assert [record.getMessage() for record in caplog.records if record.name == "phone.services.usage_store"] == [
         f"Sub-account {moved.subaccount_id} changed provider during a pull; its result is dropped"]
+
+
+def test_reads_of_several_sub_accounts_are_upserted_in_one_statement(world, twilio):
+    upserts: list[str] = []
+
+    def count_upserts(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH prices"):
+            upserts.append(sql)
+        return execute(sql, params, many, context)
+
+    with tenant_context(world.a.agency):
+        providers = lc_providers(world, 3)
+        at = timezone.now()
+        with connection.execute_wrapper(count_upserts):
+            results = usage_reads_store([read_of(provider, 2 + n, at) for n, provider in enumerate(providers)])
+        assert [(result.outcome, result.changed) for result in results] == [(PullOutcome.STORED, 1)] * 3
+    assert len(upserts) == 1

@@ -104,18 +104,37 @@ def test_a_batch_drops_the_reads_of_providers_removed_or_changed_meanwhile_and_s
         f"Sub-account {moved.subaccount_id} changed provider during a pull; its result is dropped"]
 
 
-def test_reads_of_several_sub_accounts_are_upserted_in_one_statement(world, twilio):
-    upserts: list[str] = []
-
+def _counting_upserts(upserts: list[str]):
     def count_upserts(execute, sql, params, many, context):
         if sql.lstrip().startswith("WITH prices"):
             upserts.append(sql)
         return execute(sql, params, many, context)
+    return connection.execute_wrapper(count_upserts)
 
+
+def test_reads_of_several_sub_accounts_are_upserted_in_one_statement(world, twilio):
+    upserts: list[str] = []
     with tenant_context(world.a.agency):
         providers = lc_providers(world, 3)
         at = timezone.now()
-        with connection.execute_wrapper(count_upserts):
+        with _counting_upserts(upserts):
             results = usage_reads_store([read_of(provider, 2 + n, at) for n, provider in enumerate(providers)])
         assert [(result.outcome, result.changed) for result in results] == [(PullOutcome.STORED, 1)] * 3
     assert len(upserts) == 1
+
+
+def test_two_reads_each_of_two_sub_accounts_are_two_statements_each_account_in_the_order_read(world, twilio):
+    upserts: list[str] = []
+    with tenant_context(world.a.agency):
+        first, second = lc_providers(world, 2)
+        older = timezone.now()
+        newer = older + timedelta(seconds=1)
+        reads = [read_of(first, 1, older), read_of(first, 2, newer),
+                 read_of(second, 3, older), read_of(second, 4, newer)]
+        with _counting_upserts(upserts):
+            results = usage_reads_store(reads)
+        # then every read changed its line, the older first: each line has both revisions
+        assert [(result.outcome, result.changed) for result in results] == [(PullOutcome.STORED, 1)] * 4
+        lines = {line.subaccount_id: (line.units, line.revision) for line in UsageLine.objects.all()}
+        assert lines == {first.subaccount_id: (2, 2), second.subaccount_id: (4, 2)}
+    assert len(upserts) == 2

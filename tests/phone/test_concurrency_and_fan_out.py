@@ -1,21 +1,33 @@
-"""Committed data, real connections: two pulls of one sub-account at once, and the beat fan-out on a real
-Celery worker (each agency's pull writes only its own schema). What these tests commit they delete."""
+"""Committed data, real connections: two pulls of one sub-account at once, two admins setting a sub-account's first
+provider at once, and the beat fan-out on a real Celery worker (each agency's pull writes only its own schema). What
+these tests commit they delete."""
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django_tenants.utils import tenant_context
 
 from agencies.tasks import fan_out_to_agencies
 from devservices.fake_twilio import inject_fault, request_log
 from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
-from phone.services import usage_pull
+from phone.services import provider_set_lc_phone, provider_set_twilio, usage_pull
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
 from tests.concurrency import run_at_once
-from tests.phone.helpers import put_usage, snapshot, usage, use_lc_phone, use_twilio, window_days
+from tests.phone.helpers import (
+    agency_twilio_account,
+    put_usage,
+    snapshot,
+    usage,
+    use_lc_phone,
+    use_twilio,
+    window_days,
+)
 
 LEAVES = ["sms-outbound-longcode", "sms-inbound-longcode", "calls-outbound", "calls-inbound-local", "mms-outbound"]
 
@@ -115,3 +127,60 @@ def test_beat_fan_out_pulls_every_agency_into_its_own_schema(world, twilio, comm
 def _all_lines(agency) -> list[int]:
     with tenant_context(agency):
         return list(UsageLine.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("move", ["twilio", "lc_phone"])
+def test_two_admins_setting_a_first_provider_at_once_the_second_is_told_to_reload(world, twilio, committed, move):
+    client = world.a.subaccounts[0]
+    account_sid, auth_token = agency_twilio_account(twilio.url, "own")
+    other_admins_sid = "AC" + "e" * 32
+    inserted, leave = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_admin_saves_lc_phone_and_commits_once_we_wait_for_it() -> None:
+        try:
+            with tenant_context(world.a.agency), transaction.atomic():
+                SubAccountProvider.objects.create(subaccount=client, provider="lc_phone",
+                                                  lc_phone_account_sid=other_admins_sid)
+                inserted.set()
+                leave.wait(timeout=30)
+        except BaseException as error:  # noqa: BLE001 — reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def commit_once_our_insert_waits_for_theirs() -> None:
+        deadline = time.monotonic() + 30
+        try:
+            with connection.cursor() as cursor:
+                while time.monotonic() < deadline:
+                    cursor.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                                   "WHERE NOT l.granted AND a.datname = current_database()")
+                    if cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.02)
+        finally:
+            leave.set()
+            connection.close()
+
+    other = threading.Thread(target=other_admin_saves_lc_phone_and_commits_once_we_wait_for_it)
+    other.start()
+    assert inserted.wait(timeout=30)
+    watcher = threading.Thread(target=commit_once_our_insert_waits_for_theirs)
+    watcher.start()
+    # when this admin saves the sub-account's first provider while the other admin's is not yet committed
+    with tenant_context(world.a.agency), pytest.raises(ValidationError) as refused:
+        if move == "twilio":
+            provider_set_twilio(subaccount=client, account_sid=account_sid, auth_token=auth_token, by=world.a.admin)
+        else:
+            provider_set_lc_phone(subaccount=client, by=world.a.admin)
+    watcher.join(timeout=60)
+    other.join(timeout=60)
+
+    # then this admin is told to reload, and the other admin's provider stands
+    assert errors == []
+    assert refused.value.messages == [
+        "Someone else changed this sub-account's phone provider just now; reload and try again."]
+    with tenant_context(world.a.agency):
+        stored = SubAccountProvider.objects.get(subaccount=client)
+        assert (stored.provider, stored.lc_phone_account_sid) == ("lc_phone", other_admins_sid)

@@ -13,6 +13,7 @@ from django_tenants.utils import tenant_context
 from devservices.fake_twilio import account_status, inject_fault, request_log
 from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
 from phone.services import provider_lc_phone_suspend, provider_set_lc_phone
+from phone.usage_client import UsageFetchError
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
 from tests.phone.helpers import use_lc_phone, use_twilio
@@ -73,5 +74,45 @@ def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, c
     with tenant_context(world.a.agency):
         assert SubAccountProvider.objects.get(subaccount=client).provider == "lc_phone"
         # (of this subaccount: other tests of the run may have left committed suspensions of their own)
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED,
+                                             after__lc_phone_account_sid=lc_sid).exists()
+
+
+def test_a_resume_after_the_race_that_lc_phone_answers_too_slowly_fails_the_suspension_for_its_retry(
+        world, committed, jobs_left_queued, twilio, settings):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        lc_sid = use_lc_phone(subaccount=client, admin=world.a.admin).lc_phone_account_sid
+        moved, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
+    inject_fault(twilio.url, lc_sid, "sleep", count=1, seconds=6)
+    errors: list[BaseException] = []
+
+    def move_back_then_slow_lc_phone_down() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not any(r["method"] == "POST" for r in request_log(twilio.url, lc_sid)):
+                assert time.monotonic() < deadline, "the suspension never called LC Phone"
+                time.sleep(0.02)
+            with tenant_context(world.a.agency):
+                provider_set_lc_phone(subaccount=client, by=world.a.admin)
+            # then LC Phone answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
+            settings.TWILIO_TIMEOUT_SECONDS = 0.3
+            inject_fault(twilio.url, lc_sid, "sleep", seconds=1.0, count=4)
+        except BaseException as error:  # noqa: BLE001 — reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    mover = threading.Thread(target=move_back_then_slow_lc_phone_down)
+    mover.start()
+    # when the suspension, having found the client moved back, cannot resume its subaccount in time
+    with tenant_context(world.a.agency), pytest.raises(UsageFetchError):
+        provider_lc_phone_suspend(provider_id=moved.pk)
+    mover.join(timeout=60)
+
+    # then it fails (for the task to retry) without recording a suspension, and the client stays on LC Phone
+    assert errors == []
+    with tenant_context(world.a.agency):
+        assert SubAccountProvider.objects.get(subaccount=client).provider == "lc_phone"
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED,
                                              after__lc_phone_account_sid=lc_sid).exists()

@@ -11,7 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from phone.selectors import providers_to_pull, retired_accounts_to_pull
-from phone.services import PullOutcome, provider_lc_phone_suspend, usage_pull_retired_accounts, usage_pulls
+from phone.services import (
+    PullOutcome,
+    provider_lc_phone_resume,
+    provider_lc_phone_suspend,
+    usage_pull_retired_accounts,
+    usage_pulls,
+)
 from phone.services.pull_schedule import usage_pull_pending_release, usage_pulls_due
 from phone.usage_client import UsageFetchError
 from rebill.celery import AgencyTask
@@ -94,3 +100,10 @@ def usage_pull_subaccount(provider_id: int, full_reread: bool = False) -> str:
 def lc_phone_subaccount_suspend(provider_id: int) -> bool:
     # Retried until Twilio answers: until then the platform pays for any usage on it.
     return provider_lc_phone_suspend(provider_id=provider_id)
+
+
+@shared_task(base=AgencyTask, autoretry_for=(UsageFetchError,), retry_backoff=30, retry_backoff_max=3600,
+             max_retries=None)
+def lc_phone_subaccount_resume(provider_id: int) -> bool:
+    # Retried until Twilio answers: until then the client's LC Phone numbers do not work.
+    return provider_lc_phone_resume(provider_id=provider_id)

@@ -1,6 +1,7 @@
 """Writes of the phone app: provider settings (providers.py) and the usage pull (usage.py)."""
 
 from phone.services.providers import (
+    provider_lc_phone_resume,
     provider_lc_phone_suspend,
     provider_mark_credentials_invalid,
     provider_record_error,
@@ -22,6 +23,7 @@ from phone.services.usage_store import UsageRead, usage_reads_store
 __all__ = [
     "PullOutcome",
     "PullResult",
+    "provider_lc_phone_resume",
     "provider_lc_phone_suspend",
     "provider_mark_credentials_invalid",
     "provider_record_error",

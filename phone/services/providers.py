@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
@@ -322,16 +323,44 @@ def provider_lc_phone_suspend(*, provider_id: int) -> bool:
     with transaction.atomic():
         locked = SubAccountProvider.objects.select_for_update().get(pk=provider_id)
         if locked.provider == PhoneProvider.LC_PHONE:
-            # Moved back while we were suspending: the move resumed it first, so resume again.
-            set_account_status(account_sid=locked.lc_phone_account_sid, status="active", auth_sid=master.auth_sid,
-                               auth_token=master.auth_token, base_url=twilio_base_url(),
-                               timeout=twilio_timeout(), retry=twilio_retry())
+            # Moved back while we were suspending: the move resumed it first, so it is resumed again, by a job of
+            # its own retried until Twilio answers (a retry of this one would find the client on LC Phone and stop).
+            from phone.tasks import lc_phone_subaccount_resume
+
+            transaction.on_commit(partial(lc_phone_subaccount_resume.delay, provider_id))
             return False
         audit_record(
             subaccount=locked.subaccount_id, actor="platform", action=AuditEntry.Action.LC_PHONE_SUSPENDED,
             before={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "active"},
             after={"lc_phone_account_sid": locked.lc_phone_account_sid, "status": "suspended"})
     log.info("LC Phone subaccount %s of sub-account %s suspended", locked.lc_phone_account_sid, locked.subaccount_id)
+    return True
+
+
+def provider_lc_phone_resume(*, provider_id: int) -> bool:
+    """Make the LC Phone subaccount of a sub-account on LC Phone active again: a suspension that reached Twilio
+    after the move back had resumed it left it suspended. Safe to run twice; does nothing if the sub-account has
+    left LC Phone again (its move queued the suspension).
+
+    Raises UsageFetchError / CredentialsInvalid / LcPhoneNotConfigured for the task to retry.
+    """
+    provider = SubAccountProvider.objects.filter(pk=provider_id).first()
+    if provider is None or provider.provider != PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
+        return False
+    master = master_access()
+    set_account_status(account_sid=provider.lc_phone_account_sid, status="active", auth_sid=master.auth_sid,
+                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                       retry=twilio_retry())
+    with transaction.atomic():
+        locked = SubAccountProvider.objects.select_for_update().get(pk=provider_id)
+        if locked.provider != PhoneProvider.LC_PHONE:
+            # Left LC Phone again while we were resuming: its suspension may have reached Twilio first.
+            from phone.tasks import lc_phone_subaccount_suspend
+
+            transaction.on_commit(partial(lc_phone_subaccount_suspend.delay, provider_id))
+            return False
+    log.info("LC Phone subaccount %s of sub-account %s resumed after a late suspension", locked.lc_phone_account_sid,
+             locked.subaccount_id)
     return True
 
 

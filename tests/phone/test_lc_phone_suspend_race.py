@@ -10,13 +10,18 @@ import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-from devservices.fake_twilio import account_status, inject_fault, request_log
+from devservices.fake_twilio import account_status, clear_request_log, inject_fault, request_log
 from phone.models import RetiredAccount, SubAccountProvider, UsageDelta, UsageLine
-from phone.services import provider_lc_phone_suspend, provider_set_lc_phone
+from phone.services import provider_lc_phone_resume, provider_lc_phone_suspend, provider_set_lc_phone
+from phone.services.providers import _lc_phone_subaccount_set_status
 from phone.usage_client import UsageFetchError
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
 from tests.phone.helpers import use_lc_phone, use_twilio
+from tests.queued_jobs import queued
+
+RESUME_TASK = "phone.tasks.lc_phone_subaccount_resume"
+SUSPEND_TASK = "phone.tasks.lc_phone_subaccount_suspend"
 
 
 @pytest.fixture
@@ -67,52 +72,84 @@ def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, c
         outcome = provider_lc_phone_suspend(provider_id=moved.pk)
     mover.join(timeout=60)
 
-    # then the client is on LC Phone, its subaccount active again, and no suspension is recorded
+    # then the client is on LC Phone, no suspension is recorded, and the subaccount's resume is queued
     assert errors == []
     assert outcome is False
-    assert account_status(twilio.url, lc_sid) == "active"
+    assert account_status(twilio.url, lc_sid) == "suspended"  # the suspension reached LC Phone last
+    assert queued(RESUME_TASK) == [(world.a.agency.schema_name, [moved.pk])]
     with tenant_context(world.a.agency):
         assert SubAccountProvider.objects.get(subaccount=client).provider == "lc_phone"
         # (of this subaccount: other tests of the run may have left committed suspensions of their own)
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED,
                                              after__lc_phone_account_sid=lc_sid).exists()
+        # and the resume makes it active again
+        assert provider_lc_phone_resume(provider_id=moved.pk) is True
+    assert account_status(twilio.url, lc_sid) == "active"
 
 
-def test_a_resume_after_the_race_that_lc_phone_answers_too_slowly_fails_the_suspension_for_its_retry(
-        world, committed, jobs_left_queued, twilio, settings):
+def test_the_resume_is_retried_until_lc_phone_answers(world, db, jobs_left_queued, twilio, settings):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        # given a client on LC Phone whose subaccount a late suspension left suspended
+        provider = use_lc_phone(subaccount=client, admin=world.a.admin)
+        lc_sid = provider.lc_phone_account_sid
+        _lc_phone_subaccount_set_status(lc_sid, "suspended")
+        # when LC Phone answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
+        settings.TWILIO_TIMEOUT_SECONDS = 0.3
+        inject_fault(twilio.url, lc_sid, "sleep", seconds=1.0, count=4)
+        # then the resume fails, for its task to retry
+        with pytest.raises(UsageFetchError):
+            provider_lc_phone_resume(provider_id=provider.pk)
+        assert account_status(twilio.url, lc_sid) == "suspended"
+        # and the retry, once LC Phone answers, resumes it (a retry of the suspension would have stopped at the
+        # client being on LC Phone)
+        assert provider_lc_phone_resume(provider_id=provider.pk) is True
+    assert account_status(twilio.url, lc_sid) == "active"
+
+
+def test_a_resume_of_a_client_no_longer_on_lc_phone_asks_nothing_of_twilio(world, db, jobs_left_queued, twilio):
     client = world.a.subaccounts[0]
     with tenant_context(world.a.agency):
         lc_sid = use_lc_phone(subaccount=client, admin=world.a.admin).lc_phone_account_sid
         moved, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
+        clear_request_log(twilio.url)
+        assert provider_lc_phone_resume(provider_id=moved.pk) is False
+    assert request_log(twilio.url, lc_sid) == []
+
+
+def test_a_move_away_during_the_resume_queues_the_suspension_again(world, committed, jobs_left_queued, twilio):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        # given a client on LC Phone whose subaccount a late suspension left suspended, and LC Phone slow to resume
+        provider = use_lc_phone(subaccount=client, admin=world.a.admin)
+        lc_sid = provider.lc_phone_account_sid
+        _lc_phone_subaccount_set_status(lc_sid, "suspended")
+    clear_request_log(twilio.url)
     inject_fault(twilio.url, lc_sid, "sleep", count=1, seconds=6)
     errors: list[BaseException] = []
 
-    def move_back_then_slow_lc_phone_down() -> None:
+    def move_away_once_the_resume_is_under_way() -> None:
         try:
             deadline = time.monotonic() + 30
             while not any(r["method"] == "POST" for r in request_log(twilio.url, lc_sid)):
-                assert time.monotonic() < deadline, "the suspension never called LC Phone"
+                assert time.monotonic() < deadline, "the resume never called LC Phone"
                 time.sleep(0.02)
             with tenant_context(world.a.agency):
-                provider_set_lc_phone(subaccount=client, by=world.a.admin)
-            # then LC Phone answers each of the 4 attempts the settings allow after 1 s, and the settings wait 0.3 s
-            settings.TWILIO_TIMEOUT_SECONDS = 0.3
-            inject_fault(twilio.url, lc_sid, "sleep", seconds=1.0, count=4)
+                use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
         except BaseException as error:  # noqa: BLE001 — reported below
             errors.append(error)
         finally:
             connection.close()
 
-    mover = threading.Thread(target=move_back_then_slow_lc_phone_down)
+    mover = threading.Thread(target=move_away_once_the_resume_is_under_way)
     mover.start()
-    # when the suspension, having found the client moved back, cannot resume its subaccount in time
-    with tenant_context(world.a.agency), pytest.raises(UsageFetchError):
-        provider_lc_phone_suspend(provider_id=moved.pk)
+    # when the resume makes it active while the agency admin moves the client to its own Twilio account
+    with tenant_context(world.a.agency):
+        outcome = provider_lc_phone_resume(provider_id=provider.pk)
     mover.join(timeout=60)
 
-    # then it fails (for the task to retry) without recording a suspension, and the client stays on LC Phone
+    # then the resume, finding the client gone from LC Phone, queues its suspension again (beside the move's own,
+    # which may have reached LC Phone before the resume did)
     assert errors == []
-    with tenant_context(world.a.agency):
-        assert SubAccountProvider.objects.get(subaccount=client).provider == "lc_phone"
-        assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED,
-                                             after__lc_phone_account_sid=lc_sid).exists()
+    assert outcome is False
+    assert queued(SUSPEND_TASK) == [(world.a.agency.schema_name, [provider.pk])] * 2

@@ -10,10 +10,12 @@ import pytest
 
 from devservices.localstripe_server import clear_recorded_requests, register_account
 from stripe_connect.gateway import AgencyStripe
-from stripe_connect.models import ConnectedAccount
+from stripe_connect.models import ConnectedAccount, WebhookEvent
+from stripe_connect.services import stripe_account_disconnect, stripe_account_record
 from tests.billing.fixtures import (
     ACCT_A,
     ACCT_B,
+    PLATFORM_WEBHOOK_SECRET,
     api_requests,
     customer_with_card,
     event_payload,
@@ -153,3 +155,126 @@ def test_a_payment_intent_is_found_by_our_metadata_and_two_with_the_same_are_an_
     with pytest.raises(ValueError) as refused:
         api.payment_intent_find(metadata_key="rebill_charge", value="8")
     assert str(refused.value) == "2 PaymentIntents carry rebill_charge=8"
+
+
+def test_an_off_session_charge_is_asked_of_stripe_exactly_as_documented(localstripe, raw_stripe):
+    # given a customer with a card on agency A's account
+    cus, pm = customer_with_card(raw_stripe, ACCT_A)
+
+    # when our module charges 15.00 USD, the currency written in capitals
+    intent = AgencyStripe(ACCT_A).payment_intent_create_off_session(
+        amount=Decimal("15.00"), currency="USD", customer_id=cus.id, payment_method_id=pm.id,
+        metadata={"rebill_charge": "42"}, idempotency_key="charge:alpha:42")
+
+    # then Stripe was asked for 1500 in lowercase "usd" (as its API documents), charged at once with the card holder
+    # away: the same key with exactly these parameters replays the charge (any other parameter is refused)
+    assert (intent.amount, intent.currency, intent.status) == (1500, "usd", "succeeded")
+    replay = raw_stripe.v1.payment_intents.create(params={
+        "amount": 1500, "currency": "usd", "customer": cus.id, "payment_method": pm.id, "off_session": True,
+        "confirm": True, "metadata": {"rebill_charge": "42"}},
+        options={"stripe_account": ACCT_A, "idempotency_key": "charge:alpha:42"})
+    assert replay.id == intent.id
+
+
+def test_a_search_by_name_or_email_offers_no_more_customers_than_asked(localstripe, raw_stripe):
+    for index in range(4):
+        raw_stripe.v1.customers.create(params={"name": f"Acme branch {index}", "email": "pay@acme.test"},
+                                       options=on(ACCT_A))
+    api = AgencyStripe(ACCT_A)
+
+    assert (len(api.customers_named("Acme", limit=3)), len(api.customers_with_email("pay@acme.test", limit=3))) == (
+        3, 3)
+
+
+def test_disconnect_asks_first_naming_the_account_and_with_none_connected_goes_back_to_settings(world, connected):
+    ConnectedAccount.objects.filter(pk=connected.b.pk).update(display_name="Bravo Ltd")
+    admin = client_for(world.b, world.b.admin)
+
+    confirm = admin.get("/agency/settings/stripe/disconnect/")
+
+    html = confirm.content.decode()
+    assert confirm.status_code == 200 and 'name="csrfmiddlewaretoken"' in html
+    assert f"Stripe account <code>{ACCT_B}</code> (Bravo Ltd) will no longer be connected." in html
+    ConnectedAccount.objects.filter(pk=connected.b.pk).delete()
+    gone = admin.get("/agency/settings/stripe/disconnect/")
+    assert (gone.status_code, gone["Location"]) == (302, "/agency/settings/stripe/")
+
+
+def test_confirming_a_disconnect_when_nothing_is_connected_any_more_says_so(world, db, localstripe):
+    # given agency B's admin confirms a disconnect another tab already made
+    page = client_for(world.b, world.b.admin).post("/agency/settings/stripe/disconnect/")
+
+    assert page.status_code == 400
+    assert '<p class="errors" role="alert">No Stripe account is connected.</p>' in page.content.decode()
+
+
+def test_an_account_stripe_already_disconnected_is_forgotten_here_too_and_logged(world, connected, caplog):
+    # given agency B's account no longer reachable by us at Stripe (disconnected from its Stripe dashboard)
+    admin = client_for(world.b, world.b.admin)
+
+    # when its admin disconnects it here
+    with caplog.at_level(logging.INFO, logger="stripe_connect.services"):
+        page = admin.post("/agency/settings/stripe/disconnect/", follow=True)
+
+    # then it is forgotten, agency A's stays, and the log says Stripe had already let it go
+    assert '<p class="flash success" role="status">Stripe disconnected.</p>' in page.content.decode()
+    assert list(ConnectedAccount.objects.values_list("account_id", flat=True)) == [ACCT_A]
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.services"] == [
+        f"Stripe account {ACCT_B} was already deauthorized"]
+
+
+def test_only_an_agency_admin_disconnects_stripe(world, connected):
+    with pytest.raises(PermissionError, match=r"^Only agency admins disconnect Stripe\.$"):
+        stripe_account_disconnect(agency=world.b.agency, by=world.b.agency_user)
+
+    assert ConnectedAccount.objects.filter(agency=world.b.agency, account_id=ACCT_B).exists()
+
+
+def test_an_account_connected_elsewhere_is_recorded_once_per_agency(world, db):
+    first = stripe_account_record(agency=world.a.agency, account_id=ACCT_A, display_name="Alpha")
+    again = stripe_account_record(agency=world.a.agency, account_id="acct_1RebillAlphaAgain", display_name="Alpha 2")
+
+    assert again.pk == first.pk
+    assert list(ConnectedAccount.objects.values_list("agency", "account_id", "display_name")) == [
+        (world.a.agency.pk, "acct_1RebillAlphaAgain", "Alpha 2")]
+    assert stripe_account_record(agency=world.b.agency, account_id=ACCT_B).display_name == ""
+
+
+PLATFORM_ENDPOINT = "/stripe/platform-webhook/"
+
+
+def test_the_platform_endpoint_stores_and_handles_the_platform_accounts_own_events(world, connected):
+    handled = event_payload(event_id="evt_platform_setup", event_type="setup_intent.succeeded",
+                            obj={"id": "seti_nobodys"}, account=None)
+    unhandled = event_payload(event_id="evt_platform_customer", event_type="customer.updated",
+                              obj={"id": "cus_x"}, account=None)
+
+    answers = [post_webhook(p, sign(p, secret=PLATFORM_WEBHOOK_SECRET), path=PLATFORM_ENDPOINT)
+               for p in (handled, unhandled)]
+
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"ok"), (200, b"ok")]
+    assert list(WebhookEvent.objects.order_by("event_id").values_list(
+        "event_id", "event_type", "account_id", "agency", "status")) == [
+        ("evt_platform_customer", "customer.updated", "", None, WebhookEvent.Status.IGNORED),
+        ("evt_platform_setup", "setup_intent.succeeded", "", None, WebhookEvent.Status.HANDLED)]
+    assert WebhookEvent.objects.get(event_id="evt_platform_setup").payload["data"]["object"] == {
+        "id": "seti_nobodys"}
+
+
+def test_the_platform_endpoint_refuses_with_the_reason_what_is_not_its_own(world, connected):
+    connect_event = event_payload(event_id="evt_connect", event_type="setup_intent.succeeded",
+                                  obj={"id": "seti_x"}, account=ACCT_A)
+    platform_event = event_payload(event_id="evt_platform", event_type="setup_intent.succeeded",
+                                   obj={"id": "seti_x"}, account=None)
+    not_json = b"not an event"
+
+    answers = [post_webhook(payload, signature, path=PLATFORM_ENDPOINT) for payload, signature in (
+        (connect_event, sign(connect_event, secret=PLATFORM_WEBHOOK_SECRET)),
+        (not_json, sign(not_json, secret=PLATFORM_WEBHOOK_SECRET)),
+        (platform_event, sign(platform_event)))]
+
+    assert [(a.status_code, a.content.decode()) for a in answers[:2]] == [
+        (400, "A connected account's event: those go to the Connect endpoint"), (400, "Not a Stripe event")]
+    assert answers[2].status_code == 400
+    assert answers[2].content.decode().startswith("Bad signature: No signatures found matching the expected")
+    assert not WebhookEvent.objects.exists()

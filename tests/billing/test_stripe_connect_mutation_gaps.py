@@ -7,11 +7,12 @@ import logging
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from devservices.localstripe_server import clear_recorded_requests, register_account
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount, WebhookEvent
-from stripe_connect.services import stripe_account_disconnect, stripe_account_record
+from stripe_connect.services import stripe_account_connect, stripe_account_disconnect, stripe_account_record
 from tests.billing.fixtures import (
     ACCT_A,
     ACCT_B,
@@ -223,11 +224,31 @@ def test_an_account_stripe_already_disconnected_is_forgotten_here_too_and_logged
         f"Stripe account {ACCT_B} was already deauthorized"]
 
 
-def test_only_an_agency_admin_disconnects_stripe(world, connected):
+def test_only_an_agency_admin_connects_or_disconnects_stripe(world, connected):
     with pytest.raises(PermissionError, match=r"^Only agency admins disconnect Stripe\.$"):
         stripe_account_disconnect(agency=world.b.agency, by=world.b.agency_user)
+    ConnectedAccount.objects.filter(agency=world.a.agency).delete()
+    with pytest.raises(PermissionError, match=r"^Only agency admins connect Stripe\.$"):
+        stripe_account_connect(agency=world.a.agency, code="ac_alpha_staff", by=world.a.agency_user)
 
-    assert ConnectedAccount.objects.filter(agency=world.b.agency, account_id=ACCT_B).exists()
+    assert list(ConnectedAccount.objects.values_list("agency", "account_id")) == [(world.b.agency.pk, ACCT_B)]
+
+
+def test_an_agency_already_connected_is_asked_to_disconnect_first(world, connected):
+    with pytest.raises(ValidationError) as refused:
+        stripe_account_connect(agency=world.b.agency, code="ac_bravo_second", by=world.b.admin)
+
+    assert refused.value.messages == ["A Stripe account is already connected. Disconnect it first."]
+    assert list(ConnectedAccount.objects.filter(agency=world.b.agency).values_list("account_id", flat=True)) == [
+        ACCT_B]
+
+
+def test_a_code_stripe_refuses_is_logged_with_the_agency_and_stripes_reason(world, db, localstripe, caplog):
+    with caplog.at_level(logging.INFO, logger="stripe_connect.services"), pytest.raises(ValidationError):
+        stripe_account_connect(agency=world.b.agency, code="not_a_code", by=world.b.admin)
+
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.services"] == [
+        f"Stripe OAuth code refused for {world.b.agency.schema_name}: Authorization code does not exist: not_a_code"]
 
 
 def test_an_account_connected_elsewhere_is_recorded_once_per_agency(world, db):

@@ -4,10 +4,13 @@ real deauthorization leaves in the log."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from devservices.localstripe_server import clear_recorded_requests, register_account
 from stripe_connect.gateway import AgencyStripe
@@ -24,6 +27,7 @@ from tests.billing.fixtures import (
     post_webhook,
     sign,
 )
+from tests.billing.test_stripe_connect import _expected_account
 from tests.conftest import client_for
 
 
@@ -241,6 +245,73 @@ def test_an_agency_already_connected_is_asked_to_disconnect_first(world, connect
     assert refused.value.messages == ["A Stripe account is already connected. Disconnect it first."]
     assert list(ConnectedAccount.objects.filter(agency=world.b.agency).values_list("account_id", flat=True)) == [
         ACCT_B]
+
+
+def test_a_connected_account_is_named_after_its_business_else_its_email(world, db, localstripe):
+    named = []
+    for code, name, email in (("ac_bravo_named", "Bravo Ltd", "pay@bravo.test"),
+                              ("ac_bravo_email", "", "pay@bravo.test"), ("ac_bravo_bare", "", "")):
+        register_account(localstripe, account_id=_expected_account(code), name=name, email=email)
+        connected = stripe_account_connect(agency=world.b.agency, code=code, by=world.b.admin)
+        named.append((connected.account_id, connected.display_name, connected.livemode, connected.connected_by))
+        connected.delete()
+
+    assert named == [(_expected_account("ac_bravo_named"), "Bravo Ltd", False, "admin@bravo.test"),
+                     (_expected_account("ac_bravo_email"), "pay@bravo.test", False, "admin@bravo.test"),
+                     (_expected_account("ac_bravo_bare"), "", False, "admin@bravo.test")]
+
+
+def test_an_account_another_agency_holds_is_refused_saying_so(world, connected):
+    ConnectedAccount.objects.filter(agency=world.b.agency).delete()
+    ConnectedAccount.objects.filter(agency=world.a.agency).update(account_id=_expected_account("ac_shared"))
+
+    with pytest.raises(ValidationError) as refused:
+        stripe_account_connect(agency=world.b.agency, code="ac_shared", by=world.b.admin)
+
+    assert refused.value.messages == ["This Stripe account is already connected to another agency."]
+    assert not ConnectedAccount.objects.filter(agency=world.b.agency).exists()
+
+
+def _waits_on_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() == ("Lock",)
+
+
+def test_a_second_connection_of_an_agency_made_at_the_same_moment_is_refused(world, db, localstripe):
+    # given another request of agency B's admin recording a connection, not committed yet
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        our_pid = cursor.fetchone()[0]
+    recording, done = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        try:
+            with transaction.atomic():
+                ConnectedAccount.objects.create(agency=world.b.agency, account_id="acct_1RebillOtherTab000")
+                recording.set()
+                deadline = time.monotonic() + 30
+                while not _waits_on_a_lock(our_pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            done.wait(timeout=30)
+            ConnectedAccount.objects.filter(account_id="acct_1RebillOtherTab000").delete()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    try:
+        assert recording.wait(timeout=30)
+        # when this one records its own meanwhile
+        with pytest.raises(ValidationError) as refused:
+            stripe_account_connect(agency=world.b.agency, code="ac_bravo_tab_two", by=world.b.admin)
+    finally:
+        done.set()
+        thread.join(timeout=30)
+
+    # then it is told the agency is connected already (by the other request)
+    assert refused.value.messages == ["This Stripe account is already connected."]
+    assert not ConnectedAccount.objects.filter(account_id=_expected_account("ac_bravo_tab_two")).exists()
 
 
 def test_a_code_stripe_refuses_is_logged_with_the_agency_and_stripes_reason(world, db, localstripe, caplog):

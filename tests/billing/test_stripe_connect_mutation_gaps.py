@@ -27,7 +27,7 @@ from tests.billing.fixtures import (
     post_webhook,
     sign,
 )
-from tests.billing.test_stripe_connect import _expected_account
+from tests.billing.test_stripe_connect import _expected_account, _start
 from tests.conftest import client_for
 
 
@@ -370,3 +370,24 @@ def test_the_platform_endpoint_refuses_with_the_reason_what_is_not_its_own(world
     assert answers[2].status_code == 400
     assert answers[2].content.decode().startswith("Bad signature: No signatures found matching the expected")
     assert not WebhookEvent.objects.exists()
+
+
+def test_the_callback_says_what_happened_when_stripe_sends_no_code_or_no_reason(world, db, localstripe, caplog):
+    admin = client_for(world.b, world.b.admin)
+    callback = "/agency/settings/stripe/callback/"
+
+    # when the admin cancels at Stripe (no description), comes back without a code, then connects
+    cancelled = admin.get(callback, {"error": "access_denied", "state": _start(admin, localstripe)})
+    with caplog.at_level(logging.INFO, logger="stripe_connect.services"):
+        no_code = admin.get(callback, {"state": _start(admin, localstripe)})
+    connected = admin.get(callback, {"code": "ac_bravo_ok", "state": _start(admin, localstripe)}, follow=True)
+
+    # then each page says so
+    assert cancelled.status_code == no_code.status_code == 400
+    assert '<p class="errors" role="alert">Stripe did not connect: cancelled.</p>' in cancelled.content.decode()
+    assert ('<p class="errors" role="alert">Stripe did not accept this connection (the code is invalid or was already '
+            'used). Start again.</p>') in no_code.content.decode()
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.services"] == [
+        f"Stripe OAuth code refused for {world.b.agency.schema_name}: Authorization code does not exist: "]
+    assert ('<p class="flash success" role="status">Your Stripe account is connected.</p>'
+            in connected.content.decode())

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
 
 from devservices.localstripe_server import clear_recorded_requests, register_account
 from stripe_connect.gateway import AgencyStripe
@@ -335,22 +338,40 @@ def test_an_account_connected_elsewhere_is_recorded_once_per_agency(world, db):
 PLATFORM_ENDPOINT = "/stripe/platform-webhook/"
 
 
-def test_the_platform_endpoint_stores_and_handles_the_platform_accounts_own_events(world, connected):
-    handled = event_payload(event_id="evt_platform_setup", event_type="setup_intent.succeeded",
-                            obj={"id": "seti_nobodys"}, account=None)
+def test_the_platform_endpoint_stores_and_handles_the_platform_accounts_own_events(world, connected, raw_stripe):
+    # given a payment on the platform's own account that is no agency's recharge
+    cus, pm = customer_with_card(raw_stripe, None)
+    intent = raw_stripe.v1.payment_intents.create(params={
+        "amount": 500, "currency": "usd", "customer": cus.id, "payment_method": pm.id, "confirm": True})
+    handled = event_payload(event_id="evt_platform_paid", event_type="payment_intent.succeeded",
+                            obj={"id": intent.id}, account=None)
     unhandled = event_payload(event_id="evt_platform_customer", event_type="customer.updated",
-                              obj={"id": "cus_x"}, account=None)
+                              obj={"id": cus.id}, account=None)
 
+    # when Stripe sends its event, and one of a kind the platform does not handle
     answers = [post_webhook(p, sign(p, secret=PLATFORM_WEBHOOK_SECRET), path=PLATFORM_ENDPOINT)
                for p in (handled, unhandled)]
 
+    # then both are stored once, the platform's, handled (its PaymentIntent read back from Stripe) or ignored
     assert [(a.status_code, a.content) for a in answers] == [(200, b"ok"), (200, b"ok")]
     assert list(WebhookEvent.objects.order_by("event_id").values_list(
-        "event_id", "event_type", "account_id", "agency", "status")) == [
-        ("evt_platform_customer", "customer.updated", "", None, WebhookEvent.Status.IGNORED),
-        ("evt_platform_setup", "setup_intent.succeeded", "", None, WebhookEvent.Status.HANDLED)]
-    assert WebhookEvent.objects.get(event_id="evt_platform_setup").payload["data"]["object"] == {
-        "id": "seti_nobodys"}
+        "event_id", "event_type", "account_id", "agency", "status", "attempts", "last_error")) == [
+        ("evt_platform_customer", "customer.updated", "", None, WebhookEvent.Status.IGNORED, 1, ""),
+        ("evt_platform_paid", "payment_intent.succeeded", "", None, WebhookEvent.Status.HANDLED, 1, "")]
+    assert all(timezone.now() - at < timedelta(minutes=1) for at in WebhookEvent.objects.values_list(
+        "handled_at", flat=True))
+    assert WebhookEvent.objects.get(event_id="evt_platform_paid").payload["data"]["object"] == {"id": intent.id}
+
+
+def test_an_event_without_a_signature_header_is_refused_saying_so(world, connected):
+    payload = event_payload(event_id="evt_unsigned", event_type="customer.updated", obj={"id": "cus_x"},
+                            account=ACCT_A)
+
+    answer = Client(HTTP_HOST="localhost").post("/stripe/webhook/", data=payload, content_type="application/json")
+
+    assert answer.status_code == 400
+    assert answer.content.decode().startswith("Bad signature: No Stripe-Signature header value was provided.")
+    assert not WebhookEvent.objects.exists()
 
 
 def test_the_platform_endpoint_refuses_with_the_reason_what_is_not_its_own(world, connected):

@@ -11,19 +11,21 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.utils import timezone
 
 from devservices.localstripe_server import clear_recorded_requests, register_account
-from stripe_connect.gateway import AgencyStripe
+from stripe_connect.gateway import AgencyStripe, stripe_js_url
 from stripe_connect.models import ConnectedAccount, WebhookEvent
 from stripe_connect.services import stripe_account_connect, stripe_account_disconnect, stripe_account_record
+from stripe_connect.webhooks import webhook_event_handle
 from tests.billing.fixtures import (
     ACCT_A,
     ACCT_B,
     PLATFORM_WEBHOOK_SECRET,
     api_requests,
+    card,
     customer_with_card,
     event_payload,
     on,
@@ -275,10 +277,12 @@ def test_an_account_another_agency_holds_is_refused_saying_so(world, connected):
     assert not ConnectedAccount.objects.filter(agency=world.b.agency).exists()
 
 
-def _waits_on_a_lock(pid: int) -> bool:
+def _waits_on_a_lock(pid: int, *, statement: str = "") -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        return cursor.fetchone() == ("Lock",)
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the activity is read once
+        cursor.execute("SELECT wait_event_type, query FROM pg_stat_activity WHERE pid = %s", [pid])
+        waiting, query = cursor.fetchone()
+        return waiting == "Lock" and query.startswith(statement)
 
 
 def test_a_second_connection_of_an_agency_made_at_the_same_moment_is_refused(world, db, localstripe):
@@ -412,3 +416,84 @@ def test_the_callback_says_what_happened_when_stripe_sends_no_code_or_no_reason(
         f"Stripe OAuth code refused for {world.b.agency.schema_name}: Authorization code does not exist: "]
     assert ('<p class="flash success" role="status">Your Stripe account is connected.</p>'
             in connected.content.decode())
+
+
+def test_stripe_js_comes_from_its_own_setting_when_one_is_given(localstripe, settings):
+    settings.STRIPE_JS_URL = "https://js.example.test/v3/"
+
+    assert stripe_js_url() == "https://js.example.test/v3/"
+
+
+def test_all_of_a_customers_cards_are_read_up_to_stripes_largest_page(localstripe, raw_stripe):
+    # given a customer on agency A's account with 101 cards
+    cus, _ = customer_with_card(raw_stripe, ACCT_A)
+    for _ in range(100):
+        pm = raw_stripe.v1.payment_methods.create(params={"type": "card", "card": card()}, options=on(ACCT_A))
+        raw_stripe.v1.payment_methods.attach(pm.id, params={"customer": cus.id}, options=on(ACCT_A))
+
+    # then one read gives 100 of them, the most Stripe sends in one page
+    assert len(AgencyStripe(ACCT_A).customer_cards(cus.id)) == 100
+
+
+def test_an_event_whose_handling_fails_is_kept_failed_with_its_error_and_logged_for_stripes_retry(
+        world, connected, caplog):
+    # given an event about a card Stripe cannot find
+    payload = event_payload(event_id="evt_fails", event_type="payment_method.attached", obj={"id": "pm_gone"},
+                            account=ACCT_A)
+
+    # when it arrives
+    with caplog.at_level(logging.ERROR, logger="stripe_connect.webhooks"):
+        answer = post_webhook(payload, sign(payload), raise_request_exception=False)
+
+    # then Stripe is answered 500 (it retries), and the inbox keeps the event failed with Stripe's error
+    assert answer.status_code == 500
+    inbox = WebhookEvent.objects.get(event_id="evt_fails")
+    assert (inbox.status, inbox.attempts, inbox.handled_at) == (WebhookEvent.Status.FAILED, 1, None)
+    assert inbox.last_error.startswith("InvalidRequestError(message='Not Found', ")
+    assert "code='resource_missing', http_status=404" in inbox.last_error
+    assert [r.getMessage() for r in caplog.records if r.name == "stripe_connect.webhooks"] == [
+        f"Stripe event {inbox.pk} failed; Stripe will retry it"]
+
+
+def test_a_worker_that_gave_up_waiting_for_an_event_leaves_it_handled_by_the_worker_it_waited_for(world, db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        our_pid = cursor.fetchone()[0]
+    inbox_ids: list[int] = []
+    handling, done = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            inbox_ids.append(WebhookEvent.objects.create(event_id="evt_raced", event_type="customer.updated",
+                                                         payload={}).pk)
+            with transaction.atomic():
+                WebhookEvent.objects.select_for_update().filter(pk=inbox_ids[0]).update(
+                    status=WebhookEvent.Status.HANDLED)
+                handling.set()
+                # it finishes just as ours, having given up waiting, goes to mark the event failed
+                deadline = time.monotonic() + 30
+                while not _waits_on_a_lock(our_pid, statement="UPDATE") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            done.wait(timeout=30)
+            WebhookEvent.objects.filter(pk=inbox_ids[0]).delete()
+        finally:
+            connection.close()
+
+    # given another worker handling an event
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert handling.wait(timeout=30)
+        with transaction.atomic():  # rolled back below, so the other worker may then delete its event
+            # when our worker gives up waiting for it (its lock wait cut short)
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '1s'")
+            with pytest.raises(OperationalError):
+                webhook_event_handle(inbox_id=inbox_ids[0])
+            # then the event stays handled: our failure does not mark it failed for Stripe to send again
+            assert WebhookEvent.objects.filter(pk=inbox_ids[0]).values_list("status", "last_error").get() == (
+                WebhookEvent.Status.HANDLED, "")
+            transaction.set_rollback(True)
+    finally:
+        done.set()
+        thread.join(timeout=30)

@@ -14,10 +14,19 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, tenant_context
 
+from agencies.models import Agency
 from devservices.localstripe_server import clear_recorded_requests, register_account
-from stripe_connect.gateway import AgencyStripe, stripe_js_url
+from stripe_connect.gateway import (
+    AgencyStripe,
+    StripeNotConfigured,
+    connect_authorize_url,
+    publishable_key,
+    stripe_js_url,
+)
 from stripe_connect.models import ConnectedAccount, WebhookEvent
+from stripe_connect.selectors import current_agency
 from stripe_connect.services import stripe_account_connect, stripe_account_disconnect, stripe_account_record
 from stripe_connect.webhooks import webhook_event_handle
 from tests.billing.fixtures import (
@@ -497,3 +506,37 @@ def test_a_worker_that_gave_up_waiting_for_an_event_leaves_it_handled_by_the_wor
     finally:
         done.set()
         thread.join(timeout=30)
+
+
+def test_base_addresses_written_with_a_trailing_slash_are_used_without_it(localstripe, settings):
+    settings.STRIPE_API_BASE = settings.STRIPE_CONNECT_BASE = f"{localstripe}/"
+    api = AgencyStripe(ACCT_A)
+
+    created = api.customer_create(name="Slash Ltd", email="", metadata={}, idempotency_key="customer:slash:1")
+
+    assert api.customer_retrieve(created.id).name == "Slash Ltd"
+    assert connect_authorize_url(state="s", redirect_uri="http://bravo.localhost/cb").startswith(
+        f"{localstripe}/oauth/authorize?")
+    assert stripe_js_url() == f"{localstripe}/js.stripe.com/v3/"
+    settings.STRIPE_API_BASE = "https://api.stripe.com/"
+    assert stripe_js_url() == "https://js.stripe.com/v3/"
+
+
+def test_stripe_refuses_to_run_without_its_settings_or_a_key_or_an_account_saying_which(localstripe, settings):
+    settings.STRIPE_PUBLISHABLE_KEY = ""
+    with pytest.raises(StripeNotConfigured, match=r"^STRIPE_PUBLISHABLE_KEY is not set; Stripe cannot be used\.$"):
+        publishable_key()
+    with pytest.raises(ValueError, match=r"^Every Stripe write needs an idempotency key derived from our own row id$"):
+        AgencyStripe(ACCT_A).customer_create(name="x", email="", metadata={}, idempotency_key="")
+    with pytest.raises(ValueError, match=r"^Not a Stripe account id: 'cus_123'$"):
+        AgencyStripe("cus_123")
+
+
+def test_no_agency_is_current_in_the_platforms_schema_nor_outside_every_schema(world, db):
+    with tenant_context(world.a.agency):
+        assert current_agency() == world.a.agency
+    with tenant_context(Agency.objects.get(schema_name=get_public_schema_name())), pytest.raises(RuntimeError):
+        current_agency()
+    connection.set_schema_to_public()
+    with pytest.raises(RuntimeError):
+        current_agency()

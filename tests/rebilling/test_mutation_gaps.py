@@ -276,6 +276,21 @@ def test_bad_multipliers_are_refused_per_product_and_nothing_is_stored(world, re
         assert not AuditEntry.objects.exists()
 
 
+def test_clearing_a_clients_multiplier_leaves_other_clients_own(world, ready):
+    with tenant_context(world.a.agency):
+        # given two clients with their own SMS multiplier
+        other = make_subaccount(READY, name="Other client")
+        for subaccount, value in ((ready, Decimal("2")), (other, Decimal("3"))):
+            multipliers_set(subaccount=subaccount, multipliers={"sms": value}, by=world.a.admin)
+
+        # when one goes back to the agency's default
+        multipliers_set(subaccount=ready, multipliers={"sms": None}, by=world.a.admin)
+
+        # then the other keeps its own
+        assert list(MultiplierOverride.objects.values_list("subaccount", "product", "multiplier")) == [
+            (other.pk, "sms", Decimal("3"))]
+
+
 def test_multipliers_audit_only_real_changes(world, ready):
     with tenant_context(world.a.agency):
         assert multipliers_set(subaccount=ready, multipliers={"sms": Decimal("2"), "mms": Decimal("1.25")},

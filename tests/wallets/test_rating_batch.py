@@ -122,3 +122,19 @@ def test_a_batch_counts_each_new_entry_once_in_the_day_totals_and_a_rerun_rates_
                           (other, 1): (1, Decimal("0.021"))}
         # and the second run rated nothing, for nothing
         assert {s: (r.entries, r.total) for s, r in again.items()} == {first.pk: (0, 0), second.pk: (0, 0)}
+
+
+def test_the_beat_lists_switched_on_sub_accounts_with_usage_fetched_since_the_switch_on(world, connected):
+    with tenant_context(world.a.agency):
+        on, off = world.a.subaccounts
+        switched_on_at = timezone.now() - timedelta(minutes=5)
+        rebill(on, account_id=ACCT_A, switched_on_at=switched_on_at)
+        rebilling_off = rebill(off, account_id=ACCT_A, switched_on_at=switched_on_at)
+        SubAccountRebilling.objects.filter(pk=rebilling_off.pk).update(switched_on=False)  # keeps its switch-on time
+        # given usage fetched before the switch-on (never rebilled), and usage of a switched-off client
+        add_delta(on, "1.00", fetched_at=switched_on_at - timedelta(seconds=1))
+        add_delta(off, "1.00")
+        assert rating.subaccounts_to_rate() == []
+        # then usage fetched at the switch-on itself is listed
+        add_delta(on, "2.00", product=Product.CALLS, fetched_at=switched_on_at)
+        assert rating.subaccounts_to_rate() == [on.pk]

@@ -296,12 +296,17 @@ def _lc_phone_subaccount_create(subaccount: SubAccount) -> str:
     return created.sid
 
 
+def _lc_phone_status_set(account_sid: str, status: Literal["active", "suspended"]) -> None:
+    """Set an LC Phone subaccount's status with the platform's master account (errors raised as the client's)."""
+    master = master_access()
+    set_account_status(account_sid=account_sid, status=status, auth_sid=master.auth_sid,
+                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
+                       retry=twilio_retry())
+
+
 def _lc_phone_subaccount_set_status(account_sid: str, status: Literal["active", "suspended"]) -> None:
     try:
-        master = master_access()
-        set_account_status(account_sid=account_sid, status=status, auth_sid=master.auth_sid,
-                           auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
-                           retry=twilio_retry())
+        _lc_phone_status_set(account_sid, status)
     except (LcPhoneNotConfigured, CredentialsInvalid, UsageFetchError) as error:
         log.error("Setting LC Phone subaccount %s %s failed: %s", account_sid, status, error)
         raise ValidationError("LC Phone could not be set up right now; nothing was changed. Try again later.") from None
@@ -316,10 +321,7 @@ def provider_lc_phone_suspend(*, provider_id: int) -> bool:
     provider = SubAccountProvider.objects.filter(pk=provider_id).first()
     if provider is None or provider.provider == PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
         return False
-    master = master_access()
-    set_account_status(account_sid=provider.lc_phone_account_sid, status="suspended", auth_sid=master.auth_sid,
-                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
-                       retry=twilio_retry())
+    _lc_phone_status_set(provider.lc_phone_account_sid, "suspended")
     with transaction.atomic():
         locked = SubAccountProvider.objects.select_for_update().get(pk=provider_id)
         if locked.provider == PhoneProvider.LC_PHONE:
@@ -347,10 +349,7 @@ def provider_lc_phone_resume(*, provider_id: int) -> bool:
     provider = SubAccountProvider.objects.filter(pk=provider_id).first()
     if provider is None or provider.provider != PhoneProvider.LC_PHONE or not provider.lc_phone_account_sid:
         return False
-    master = master_access()
-    set_account_status(account_sid=provider.lc_phone_account_sid, status="active", auth_sid=master.auth_sid,
-                       auth_token=master.auth_token, base_url=twilio_base_url(), timeout=twilio_timeout(),
-                       retry=twilio_retry())
+    _lc_phone_status_set(provider.lc_phone_account_sid, "active")
     with transaction.atomic():
         locked = SubAccountProvider.objects.select_for_update().get(pk=provider_id)
         if locked.provider != PhoneProvider.LC_PHONE:

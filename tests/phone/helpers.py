@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.utils import timezone
 
-from devservices.fake_twilio import create_account, set_usage
+from devservices.fake_twilio import create_account, request_log, set_usage
 from phone.models import SubAccountProvider, UsageLine
 from phone.services import provider_set_lc_phone, provider_set_twilio
 
@@ -73,3 +78,31 @@ ADD_PRICE_URL = "/admin/pricebook/lcphoneprice/add/"
 def price_moment(when) -> dict[str, str]:
     """The admin's split date and time fields of a price's effective_from."""
     return {"effective_from_0": when.strftime("%Y-%m-%d"), "effective_from_1": when.strftime("%H:%M:%S")}
+
+
+@contextmanager
+def while_lc_phone_is_called(twilio_url: str, account_sid: str, action: Callable[[], object]) -> Iterator[None]:
+    """Runs `action`, on a connection of its own, once the code inside the `with` has sent LC Phone its first POST
+    for this account (a call the test holds with a sleep fault). The `with` ends after the action, and fails the
+    test with the action's error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not any(r["method"] == "POST" for r in request_log(twilio_url, account_sid)):
+                assert time.monotonic() < deadline, "LC Phone was never called"
+                time.sleep(0.02)
+            action()
+        except BaseException as error:  # noqa: BLE001 — reported below, from the test's own thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join(timeout=60)
+    assert errors == []

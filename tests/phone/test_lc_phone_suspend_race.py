@@ -2,8 +2,6 @@
 suspension resumes it again and records nothing (on committed rows and two connections, as the job and the
 agency admin's request run)."""
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +15,7 @@ from phone.services.providers import _lc_phone_subaccount_set_status
 from phone.usage_client import UsageFetchError
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
-from tests.phone.helpers import use_lc_phone, use_twilio
+from tests.phone.helpers import use_lc_phone, use_twilio, while_lc_phone_is_called
 from tests.queued_jobs import queued
 
 RESUME_TASK = "phone.tasks.lc_phone_subaccount_resume"
@@ -50,30 +48,16 @@ def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, c
     # LC Phone holds the suspension long enough for the move back to finish first, even on a loaded machine (at
     # 1.5 s the move back, its own call to LC Phone included, sometimes finished after it)
     inject_fault(twilio.url, lc_sid, "sleep", count=1, seconds=6)
-    errors: list[BaseException] = []
 
-    def move_back_once_the_suspension_is_under_way() -> None:
-        try:
-            deadline = time.monotonic() + 30
-            while not any(r["method"] == "POST" for r in request_log(twilio.url, lc_sid)):
-                assert time.monotonic() < deadline, "the suspension never called LC Phone"
-                time.sleep(0.02)
-            with tenant_context(world.a.agency):
-                provider_set_lc_phone(subaccount=client, by=world.a.admin)
-        except BaseException as error:  # noqa: BLE001 — reported below
-            errors.append(error)
-        finally:
-            connection.close()
+    def move_back() -> None:
+        with tenant_context(world.a.agency):
+            provider_set_lc_phone(subaccount=client, by=world.a.admin)
 
-    mover = threading.Thread(target=move_back_once_the_suspension_is_under_way)
-    mover.start()
     # when the platform suspends the LC Phone subaccount while the agency admin moves the client back
-    with tenant_context(world.a.agency):
+    with while_lc_phone_is_called(twilio.url, lc_sid, move_back), tenant_context(world.a.agency):
         outcome = provider_lc_phone_suspend(provider_id=moved.pk)
-    mover.join(timeout=60)
 
     # then the client is on LC Phone, no suspension is recorded, and the subaccount's resume is queued
-    assert errors == []
     assert outcome is False
     assert account_status(twilio.url, lc_sid) == "suspended"  # the suspension reached LC Phone last
     assert queued(RESUME_TASK) == [(world.a.agency.schema_name, [moved.pk])]
@@ -126,30 +110,16 @@ def test_a_move_away_during_the_resume_queues_the_suspension_again(world, commit
         _lc_phone_subaccount_set_status(lc_sid, "suspended")
     clear_request_log(twilio.url)
     inject_fault(twilio.url, lc_sid, "sleep", count=1, seconds=6)
-    errors: list[BaseException] = []
 
-    def move_away_once_the_resume_is_under_way() -> None:
-        try:
-            deadline = time.monotonic() + 30
-            while not any(r["method"] == "POST" for r in request_log(twilio.url, lc_sid)):
-                assert time.monotonic() < deadline, "the resume never called LC Phone"
-                time.sleep(0.02)
-            with tenant_context(world.a.agency):
-                use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
-        except BaseException as error:  # noqa: BLE001 — reported below
-            errors.append(error)
-        finally:
-            connection.close()
+    def move_away() -> None:
+        with tenant_context(world.a.agency):
+            use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
 
-    mover = threading.Thread(target=move_away_once_the_resume_is_under_way)
-    mover.start()
     # when the resume makes it active while the agency admin moves the client to its own Twilio account
-    with tenant_context(world.a.agency):
+    with while_lc_phone_is_called(twilio.url, lc_sid, move_away), tenant_context(world.a.agency):
         outcome = provider_lc_phone_resume(provider_id=provider.pk)
-    mover.join(timeout=60)
 
     # then the resume, finding the client gone from LC Phone, queues its suspension again (beside the move's own,
     # which may have reached LC Phone before the resume did)
-    assert errors == []
     assert outcome is False
     assert queued(SUSPEND_TASK) == [(world.a.agency.schema_name, [provider.pk])] * 2

@@ -2,6 +2,7 @@
 suspension resumes it again and records nothing (on committed rows and two connections, as the job and the
 agency admin's request run)."""
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -71,7 +72,7 @@ def test_a_move_back_during_the_suspension_leaves_the_subaccount_active(world, c
     assert account_status(twilio.url, lc_sid) == "active"
 
 
-def test_the_resume_is_retried_until_lc_phone_answers(world, db, jobs_left_queued, twilio, settings):
+def test_the_resume_is_retried_until_lc_phone_answers(world, db, jobs_left_queued, twilio, settings, caplog):
     client = world.a.subaccounts[0]
     with tenant_context(world.a.agency):
         # given a client on LC Phone whose subaccount a late suspension left suspended
@@ -86,9 +87,13 @@ def test_the_resume_is_retried_until_lc_phone_answers(world, db, jobs_left_queue
             provider_lc_phone_resume(provider_id=provider.pk)
         assert account_status(twilio.url, lc_sid) == "suspended"
         # and the retry, once LC Phone answers, resumes it (a retry of the suspension would have stopped at the
-        # client being on LC Phone)
-        assert provider_lc_phone_resume(provider_id=provider.pk) is True
+        # client being on LC Phone), and says so in the log
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="phone.services.providers"):
+            assert provider_lc_phone_resume(provider_id=provider.pk) is True
     assert account_status(twilio.url, lc_sid) == "active"
+    assert [r.getMessage() for r in caplog.records if r.name == "phone.services.providers"] == [
+        f"LC Phone subaccount {lc_sid} of sub-account {client.pk} resumed after a late suspension"]
 
 
 def test_a_resume_of_a_client_no_longer_on_lc_phone_asks_nothing_of_twilio(world, db, jobs_left_queued, twilio):

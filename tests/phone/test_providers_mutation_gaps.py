@@ -351,3 +351,26 @@ def test_an_account_another_client_bills_is_refused_next_to_the_sid(world, twili
     assert _refusal(world, sid("shared"), token("shared")).message_dict == {"account_sid": [
         "This Twilio account is already used by another sub-account; each Twilio account can be billed by one "
         "sub-account only."]}
+
+
+def test_a_move_to_an_lc_phone_subaccount_another_client_holds_is_refused_and_logged(world, twilio, caplog):
+    first, second = world.a.subaccounts[:2]
+    with tenant_context(world.a.agency):
+        # given client 1 on LC Phone, and client 2 on its own Twilio account with client 1's LC Phone subaccount
+        # recorded as its own (the platform handed one subaccount out twice)
+        lc_sid = use_lc_phone(subaccount=first, admin=world.a.admin).lc_phone_account_sid
+        moved, _ = use_twilio(twilio.url, subaccount=second, admin=world.a.admin, name="second-own")
+        SubAccountProvider.objects.filter(pk=moved.pk).update(lc_phone_account_sid=lc_sid)
+        audited = AuditEntry.objects.count()
+        # when the agency admin moves client 2 to LC Phone
+        with caplog.at_level(logging.ERROR, logger="phone.services.providers"), \
+                pytest.raises(ValidationError) as refused:
+            provider_set_lc_phone(subaccount=second, by=world.a.admin)
+        # then it is refused, client 2 stays on its own Twilio account, and the platform's log names the subaccount
+        assert refused.value.messages == ["LC Phone could not be set up right now; nothing was changed."]
+        after = SubAccountProvider.objects.get(pk=moved.pk)
+        assert (after.provider, after.twilio_account_sid) == ("twilio", sid("second-own"))
+        assert AuditEntry.objects.count() == audited
+    assert TwilioAccountClaim.objects.get(account_sid=lc_sid).subaccount_id == first.pk
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"LC Phone subaccount {lc_sid} is claimed by another sub-account"]

@@ -77,10 +77,10 @@ def test_only_agency_admins_change_providers(world, twilio):
     account_sid, auth_token = agency_twilio_account(twilio.url, "alpha-own")
     with tenant_context(world.a.agency):
         for user in (world.a.agency_user, world.a.account_admins[0]):
-            with pytest.raises(PermissionError):
+            with pytest.raises(PermissionError, match=r"^Only agency admins change a sub-account's phone provider\.$"):
                 provider_set_twilio(subaccount=world.a.subaccounts[0], account_sid=account_sid,
                                     auth_token=auth_token, by=user)
-            with pytest.raises(PermissionError):
+            with pytest.raises(PermissionError, match=r"^Only agency admins change a sub-account's phone provider\.$"):
                 provider_set_lc_phone(subaccount=world.a.subaccounts[0], by=user)
         assert not SubAccountProvider.objects.exists()
 

@@ -374,3 +374,42 @@ def test_a_move_to_an_lc_phone_subaccount_another_client_holds_is_refused_and_lo
     assert TwilioAccountClaim.objects.get(account_sid=lc_sid).subaccount_id == first.pk
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
         f"LC Phone subaccount {lc_sid} is claimed by another sub-account"]
+
+
+def test_a_move_is_audited_with_the_provider_before_and_after(world, twilio):
+    with tenant_context(world.a.agency):
+        # given a client on LC Phone, moved by the agency admin to the agency's own Twilio account
+        moved, lc_sid = _left_lc_phone(world, twilio)
+        [entry] = AuditEntry.objects.filter(action=AuditEntry.Action.PROVIDER_SET).exclude(before={})
+    # then the audit entry keeps the provider as it was and as it is (never the token)
+    assert (entry.subaccount_id, entry.actor, entry.before, entry.after) == (
+        moved.subaccount_id, world.a.admin.email,
+        {"provider": "lc_phone", "lc_phone_account_sid": lc_sid, "twilio_account_sid": "",
+         "twilio_auth_token_last4": "", "status": "active"},
+        {"provider": "twilio", "lc_phone_account_sid": lc_sid, "twilio_account_sid": sid("own"),
+         "twilio_auth_token_last4": token("own")[-4:], "status": "active"})
+
+
+def test_new_credentials_for_the_same_twilio_account_keep_its_claim(world, twilio):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        # given a client on the agency's own Twilio account, whose auth token the agency admin then changes
+        provider, _ = use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="own")
+        new_token = token("own-rotated")
+        create_account(twilio.url, provider.twilio_account_sid, new_token, friendly_name="own")
+        provider_set_twilio(subaccount=client, account_sid=provider.twilio_account_sid, auth_token=new_token,
+                            by=world.a.admin)
+    # then the account is still the client's alone, not released for others to take after a while
+    claim = TwilioAccountClaim.objects.get(account_sid=provider.twilio_account_sid)
+    assert (claim.subaccount_id, claim.released_after) == (client.pk, None)
+
+
+def test_a_second_move_keeps_pulling_both_accounts_left(world, twilio):
+    client = world.a.subaccounts[0]
+    with tenant_context(world.a.agency):
+        # given a client that left LC Phone for Twilio account "own", then "own" for "other"
+        moved, lc_sid = _left_lc_phone(world, twilio)
+        use_twilio(twilio.url, subaccount=client, admin=world.a.admin, name="other")
+        # then both accounts it left are still pulled for their late corrections
+        assert sorted(RetiredAccount.objects.filter(subaccount_id=client.pk).values_list("account_sid", flat=True)) \
+            == sorted([lc_sid, sid("own")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -132,13 +132,13 @@ def provider_set_twilio(*, subaccount: SubAccount, account_sid: str, auth_token:
 OLD_ACCOUNT_PULL_DAYS = 35
 
 
-def _claim_account(*, provider: SubAccountProvider, before: dict[str, Any]) -> None:
-    """Claim the provider's account platform-wide and let go of the Twilio account it used before (later)."""
+def _claim_account(*, provider: SubAccountProvider, before: dict[str, Any], retired_until: datetime) -> None:
+    """Claim the provider's account platform-wide and let go of the Twilio account it used before, once its
+    pulls end (`retired_until`): until then no one else may bill it."""
     twilio_account_claim(account_sid=provider.account_sid, subaccount_id=provider.subaccount_id)
     previous = before.get("twilio_account_sid") or ""
     if previous and previous != provider.account_sid:
-        twilio_account_release(account_sid=previous, subaccount_id=provider.subaccount_id,
-                               after=timezone.now() + timedelta(days=OLD_ACCOUNT_PULL_DAYS))
+        twilio_account_release(account_sid=previous, subaccount_id=provider.subaccount_id, after=retired_until)
 
 
 _CHANGED_MEANWHILE = "Someone else changed this sub-account's phone provider just now; reload and try again."
@@ -159,17 +159,15 @@ class _InUse:
         return cls(provider.provider, provider.account_sid, provider.twilio_auth_token_encrypted)
 
 
-def _retire(*, previous: _InUse | None, provider: SubAccountProvider) -> None:
-    """The account the sub-account leaves is pulled 35 more days (late corrections); the one it (re)joins
-    is its current account again."""
+def _retire(*, previous: _InUse | None, provider: SubAccountProvider, now: datetime, retired_until: datetime) -> None:
+    """The account the sub-account leaves is pulled until `retired_until` (late corrections); the one it
+    (re)joins is its current account again."""
     RetiredAccount.objects.filter(subaccount_id=provider.subaccount_id, account_sid=provider.account_sid).delete()
     if previous is None or previous.account_sid == provider.account_sid:
         return
-    now = timezone.now()
     RetiredAccount.objects.update_or_create(
         subaccount_id=provider.subaccount_id, account_sid=previous.account_sid,
-        defaults={"provider": previous.provider, "retired_at": now,
-                  "pull_until": now + timedelta(days=OLD_ACCOUNT_PULL_DAYS),
+        defaults={"provider": previous.provider, "retired_at": now, "pull_until": retired_until,
                   "twilio_auth_token_encrypted": previous.twilio_auth_token_encrypted
                   if previous.provider == PhoneProvider.TWILIO else ""})
 
@@ -184,8 +182,10 @@ def _activate_and_audit(*, provider: SubAccountProvider, by: User, action: str, 
         # "Usage last read" spoke of the previous account; nothing of this one has been read yet.
         provider.last_pulled_at = None
     provider.save()
-    _claim_account(provider=provider, before=before)
-    _retire(previous=previous, provider=provider)
+    now = timezone.now()
+    retired_until = now + timedelta(days=OLD_ACCOUNT_PULL_DAYS)
+    _claim_account(provider=provider, before=before, retired_until=retired_until)
+    _retire(previous=previous, provider=provider, now=now, retired_until=retired_until)
     audit_record(subaccount=provider.subaccount, actor=by.email, action=action, before=before,
                  after=_snapshot(provider))
     agency_usage_pull_due_now(schema_name=current_schema())  # its first pull at beat's next tick

@@ -313,9 +313,9 @@ def test_an_account_left_is_retired_for_35_days_and_its_claim_released_then(worl
             client.pk, first.twilio_account_sid, "twilio", first.twilio_auth_token_encrypted)
         assert before <= retired.retired_at <= timezone.now()
         assert retired.pull_until == retired.retired_at + timedelta(days=35)
-    # and nobody else may bill it until then
+    # and nobody else may bill it until then: its claim is released the moment its pulls end
     claim = TwilioAccountClaim.objects.get(account_sid=first.twilio_account_sid)
-    assert before + timedelta(days=35) <= claim.released_after <= retired.retired_at + timedelta(days=35)
+    assert claim.released_after == retired.pull_until
 
 
 def test_a_move_back_to_lc_phone_is_audited_as_a_resume_of_the_same_subaccount(world, twilio):

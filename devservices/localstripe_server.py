@@ -95,6 +95,13 @@ def register_account(base_url: str, *, account_id: str | None = None, name: str 
     return result
 
 
+def answer_slowly(base_url: str, *, method: str, path: str, seconds: float, count: int = 1) -> None:
+    """Answer the next `count` requests `method` `path` (a prefix, e.g. "/v1/refunds") `seconds` late, with their
+    idempotency key in flight meanwhile (a second request with that key gets Stripe's 409)."""
+    _call("POST", f"{base_url}/_rebill/slow_answers",
+          [("method", method), ("path", path), ("seconds", str(seconds)), ("count", str(count))])
+
+
 def reset(base_url: str) -> None:
     """Forget every object, connected account, idempotency key and recorded request (not webhooks)."""
     _call("DELETE", f"{base_url}/_config/data")

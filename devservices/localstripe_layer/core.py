@@ -30,6 +30,17 @@ class StoredResponse:
 
 
 @dataclass
+class SlowAnswer:
+    """The next `count` API requests `method` `path` (a prefix) are answered `seconds` late, while their idempotency
+    key is in flight: how a test makes a second call with the same key meet Stripe's 409."""
+
+    method: str
+    path: str
+    seconds: float
+    count: int
+
+
+@dataclass
 class State:
     owners: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # id -> (object, account)
     idempotency: dict[tuple[str | None, str], StoredResponse] = field(default_factory=dict)
@@ -41,6 +52,7 @@ class State:
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> account
     revoked: set[str] = field(default_factory=set)
     deleted_customers: set[str] = field(default_factory=set)
+    slow_answers: list[SlowAnswer] = field(default_factory=list)
 
     def reset(self) -> None:
         for f in fields(self):

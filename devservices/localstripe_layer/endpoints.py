@@ -17,6 +17,7 @@ from localstripe.resources import PaymentMethod, store
 from devservices.localstripe_layer.core import (
     Json,
     Route,
+    SlowAnswer,
     current_account,
     form_str,
     has_secret_key,
@@ -269,6 +270,19 @@ async def _clear_requests(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def _add_slow_answer(request: web.Request) -> web.Response:
+    form = await request.post()
+    try:
+        slow = SlowAnswer(method=form_str(form, "method").upper(), path=form_str(form, "path"),
+                          seconds=float(form_str(form, "seconds")), count=int(form_str(form, "count") or "1"))
+    except ValueError:
+        return stripe_error(400, "seconds must be a number and count a whole number")
+    if not slow.path.startswith("/v1/") or not 0 < slow.seconds <= 30 or slow.count < 1:
+        return stripe_error(400, "path must start with /v1/, seconds be in (0, 30] and count at least 1")
+    state.slow_answers.append(slow)
+    return web.Response()
+
+
 async def _unregister_webhook(request: web.Request) -> web.Response:
     webhooks._webhooks.pop(request["rebill.match"]["id"], None)
     return web.Response()
@@ -287,6 +301,7 @@ CONTROL_ROUTES: list[Route] = [
     ("GET", re.compile(r"/_rebill/requests"), _list_requests),
     ("DELETE", re.compile(r"/_rebill/requests"), _clear_requests),
     ("POST", re.compile(r"/_rebill/accounts"), _register_account),
+    ("POST", re.compile(r"/_rebill/slow_answers"), _add_slow_answer),
     ("DELETE", re.compile(r"/_config/webhooks/(?P<id>[^/]+)"), _unregister_webhook),
     ("GET", re.compile(r"/oauth/authorize"), _oauth_authorize_page),
     ("POST", re.compile(r"/oauth/authorize"), _oauth_authorize_decide),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -116,6 +117,11 @@ async def _idempotent(request: web.Request, handler: Handler, params: Json,
 
 
 async def _forward(request: web.Request, handler: Handler, params: Json) -> web.StreamResponse:
+    for slow in state.slow_answers:
+        if slow.count and slow.method == request.method and request.path.startswith(slow.path):
+            slow.count -= 1
+            await asyncio.sleep(slow.seconds)
+            break
     account = current_account.get()
     for segment in request.path.split("/")[2:]:
         if segment in state.owners and state.owners[segment][1] != account:

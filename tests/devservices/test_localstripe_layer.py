@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -17,7 +18,13 @@ from typing import Any, cast
 import pytest
 import stripe
 
-from devservices.localstripe_server import clear_recorded_requests, recorded_requests, register_account, reset
+from devservices.localstripe_server import (
+    answer_slowly,
+    clear_recorded_requests,
+    recorded_requests,
+    register_account,
+    reset,
+)
 from tests.devservices.conftest import SECRET_KEY, WebhookReceiver
 
 ACCT_A = "acct_1AgencyAAAAAAAAA"
@@ -88,6 +95,41 @@ def test_same_idempotency_key_with_other_parameters_is_refused(stripe_client: st
     assert excinfo.value.error is not None and excinfo.value.error.type == "idempotency_error"
     assert "same parameters" in str(excinfo.value.user_message)
     assert payment_intent_ids(stripe_client, ACCT_A) == [first.id]
+
+
+def test_a_second_request_while_the_first_with_its_key_is_in_flight_gets_409(
+        localstripe: str, stripe_client: stripe.StripeClient) -> None:
+    cus, pm = customer_with_card(stripe_client, ACCT_A)
+    options = on(ACCT_A, idempotency_key="charge:client_1:44")
+    answer_slowly(localstripe, method="POST", path="/v1/payment_intents", seconds=1.5)
+    first: queue.Queue[Any] = queue.Queue()
+    thread = threading.Thread(target=lambda: first.put(stripe_client.v1.payment_intents.create(
+        params=charge_params(cus, pm, 1500), options=options)))
+    thread.start()
+    time.sleep(0.5)
+
+    # (stripe-python raises a 409 as an APIError: only a 400 or 404 of this type is an IdempotencyError)
+    with pytest.raises(stripe.APIError) as excinfo:
+        stripe_client.v1.payment_intents.create(params=charge_params(cus, pm, 1500), options=options)
+    thread.join()
+
+    assert excinfo.value.http_status == 409
+    assert excinfo.value.error is not None and excinfo.value.error.type == "idempotency_error"
+    assert "another in-progress request using this idempotency key ('charge:client_1:44')" in str(
+        excinfo.value.user_message)
+    # only the next request was slow: the first is made once, and a retry now replays it at once
+    made = first.get_nowait()
+    started = time.monotonic()
+    again = stripe_client.v1.payment_intents.create(params=charge_params(cus, pm, 1500), options=options)
+    assert again.id == made.id and time.monotonic() - started < 1
+    assert payment_intent_ids(stripe_client, ACCT_A) == [made.id]
+
+
+def test_a_slow_answer_needs_a_v1_path_and_a_sensible_delay(localstripe: str) -> None:
+    for path, seconds in (("/oauth/token", 1), ("/v1/refunds", 0), ("/v1/refunds", 31)):
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            answer_slowly(localstripe, method="POST", path=path, seconds=seconds)
+        assert excinfo.value.code == 400
 
 
 def test_idempotency_keys_are_scoped_per_account(stripe_client: stripe.StripeClient) -> None:

@@ -4,15 +4,19 @@ payment and the Stripe refund; which refunds the maintenance job resumes, and wh
 points the SIGKILL test arms are passed once per refund."""
 
 import logging
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import stripe
 import time_machine
 from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from devservices.localstripe_server import answer_slowly
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
 from tests.wallets.helpers import rebill, stripe_crash_point_passes
@@ -23,6 +27,7 @@ from wallets.services.refunds import (
     _refund_settle,
     charge_refund,
     charge_refundable,
+    refund_execute,
     refund_resume,
     refund_start,
     refunds_to_resume,
@@ -186,3 +191,34 @@ def test_a_refused_refund_says_why_in_so_many_words_and_changes_nothing(world, c
         assert not Refund.objects.exists()
         wallet.refresh_from_db()
         assert wallet.balance == Decimal("5")
+
+
+def test_a_refund_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the_retry(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        refund = refund_start(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
+        # given the same refund sent by another worker, Stripe's answer to it not back for 4 s (longer than the
+        # SDK's own retries of a 409 wait)
+        answer_slowly(localstripe, method="POST", path="/v1/refunds", seconds=4)
+        in_flight = threading.Thread(target=raw_stripe.v1.refunds.create, kwargs={
+            "params": {"payment_intent": charge.payment_intent_id, "amount": 500,
+                       "metadata": {"rebill_refund": refund.idempotency_key}},
+            "options": stripe.RequestOptions(stripe_account=ACCT_A, idempotency_key=refund.idempotency_key)})
+        in_flight.start()
+        time.sleep(0.5)
+        # when this worker sends it: Stripe's 409 is raised for the task to retry, and nothing is recorded
+        with pytest.raises(stripe.APIError) as raised:
+            refund_execute(refund_id=refund.pk)
+        in_flight.join()
+        assert raised.value.http_status == 409
+        refund.refresh_from_db()
+        assert (refund.status, refund.stripe_refund_id, refund.failure_message) == (Refund.Status.STARTED, "", "")
+        assert not WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND).exists()
+        # and the retry records the answer of the call that was in flight: one refund at Stripe, one ledger entry
+        assert refund_execute(refund_id=refund.pk).status == Refund.Status.SUCCEEDED
+        [made] = raw_stripe.v1.refunds.list(options=on(ACCT_A)).data
+        [entry] = WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND)
+        assert (entry.amount, entry.note) == (Decimal("-5.00"), f"Refunded to the card ({made.id})")
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("15.00")

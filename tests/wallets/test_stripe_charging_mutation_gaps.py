@@ -7,6 +7,8 @@ disconnected) saying why, to the charge row and the log."""
 
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,6 +19,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from devservices.localstripe_server import answer_slowly
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from stripe_connect.money import to_minor_units
@@ -442,3 +445,31 @@ def test_a_scheduled_retry_starts_at_the_moment_it_is_due_not_before(world, conn
             assert wallet_recharge_start(wallet_id=wallet.pk, retry=True) is None
         with time_machine.travel(due, tick=False):
             assert wallet_recharge_start(wallet_id=wallet.pk, retry=True) is not None
+
+
+def test_a_charge_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the_retry(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        # given the same charge sent by another worker, Stripe's answer to it not back for 4 s (longer than the
+        # SDK's own retries of a 409 wait)
+        answer_slowly(localstripe, method="POST", path="/v1/payment_intents", seconds=4)
+        in_flight = threading.Thread(target=_payment_intent_made_for, args=(charge,),
+                                     kwargs={"idempotency_key": charge.idempotency_key})
+        in_flight.start()
+        time.sleep(0.5)
+        # when this worker sends it: Stripe's 409 is raised for the task to retry, and nothing is recorded
+        with pytest.raises(stripe.APIError) as raised:
+            charge_execute(charge_id=charge.pk)
+        in_flight.join()
+        assert raised.value.http_status == 409
+        assert _failure(charge) == (Charge.Status.STARTED, "", "", "", "")
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("2")
+        # and the retry records the answer of the call that was in flight: one payment at Stripe, credited once
+        assert charge_execute(charge_id=charge.pk).status == Charge.Status.SUCCEEDED
+        [made] = raw_stripe.v1.payment_intents.list(options=on(ACCT_A)).data
+        charge.refresh_from_db()
+        wallet.refresh_from_db()
+        assert charge.payment_intent_id == made.id
+        assert wallet.balance == Decimal("2") + charge.amount

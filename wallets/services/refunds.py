@@ -83,8 +83,8 @@ def refund_execute(*, refund_id: int) -> Refund:
             payment_intent_id=refund.charge.payment_intent_id, amount=refund.amount, currency=refund.charge.currency,
             metadata={"rebill_refund": str(refund.idempotency_key)}, idempotency_key=str(refund.idempotency_key))
     except stripe.InvalidRequestError as error:
-        if error.http_status == 409:  # the same key in flight elsewhere: that call records the answer
-            raise
+        # Stripe's answer. The same key still in flight elsewhere is a 409, an APIError: raised, for the task to
+        # retry (the call in flight records the answer).
         return _refund_settle(refund_id, stripe_refund_id="", failure=str(error.user_message or error))
     crash_point("after_stripe")
     if str(stripe_refund.status) in ("failed", "canceled"):

@@ -158,11 +158,9 @@ def charge_execute(book: ChargeBook, *, charge_id: int) -> Any:
                 amount=charge.amount, currency=charge.currency, customer_id=charge.stripe_customer_id,
                 payment_method_id=charge.payment_method_id, metadata=book.metadata(charge),
                 idempotency_key=str(charge.idempotency_key))
-        except stripe.CardError as error:
-            return _declined(book, charge, error)
-        except stripe.InvalidRequestError as error:
-            if error.http_status == 409:  # the same key in flight elsewhere: that call records the answer
-                raise
+        except (stripe.CardError, stripe.InvalidRequestError) as error:
+            # Stripe's answer. The same key still in flight elsewhere is a 409, an APIError: raised, for the task
+            # to retry (the call in flight records the answer).
             return _declined(book, charge, error)
         crash_point("after_stripe")
         return charge_record(book, charge_id=charge.pk, intent=intent)

@@ -18,6 +18,7 @@ from devservices.localstripe_layer.core import (
     json_response,
     match_route,
     no_such,
+    random_token,
     request_params,
     state,
     strings_in,
@@ -55,6 +56,13 @@ async def _stripe_js(request: web.Request, handler: Handler) -> web.StreamRespon
 async def _api_request(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "OPTIONS":  # CORS preflight from the Stripe.js mock
         return await handler(request)
+    response = await _api_answer(request, handler)
+    # Like Stripe, every answer names its request (stripe-python then writes an error as "Request req_…: message").
+    response.headers.setdefault("Request-Id", "req_" + random_token(14))
+    return response
+
+
+async def _api_answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     header_account = request.headers.get("Stripe-Account") or None
     idempotency_key = request.headers.get("Idempotency-Key") or None
     state.requests.append({"method": request.method, "path": request.path,

@@ -23,7 +23,7 @@ from devservices.localstripe_server import answer_slowly
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from stripe_connect.money import to_minor_units
-from tests.billing.fixtures import ACCT_A, on
+from tests.billing.fixtures import ACCT_A, api_requests, on
 from tests.wallets.helpers import DECLINING_CARD, rebill, recharge_held_by_the_bank, stripe_crash_point_passes
 from wallets.models import Charge, Wallet
 from wallets.services import charge_execute, charge_reconcile, wallet_adjust, wallet_ensure, wallet_recharge_start
@@ -473,3 +473,36 @@ def test_a_charge_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the
         wallet.refresh_from_db()
         assert charge.payment_intent_id == made.id
         assert wallet.balance == Decimal("2") + charge.amount
+
+
+def test_a_recharge_is_one_off_session_payment_of_the_clients_saved_card_under_the_charges_key(
+        world, connected, raw_stripe, localstripe):
+    with tenant_context(world.a.agency):
+        _, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        charge = charge_execute(charge_id=charge.pk)
+    # then Stripe was asked once, on the agency's account, under the charge's idempotency key
+    [post] = [r for r in api_requests(localstripe) if (r["method"], r["path"]) == ("POST", "/v1/payment_intents")]
+    assert (post["stripe_account"], post["idempotency_key"]) == (ACCT_A, charge.idempotency_key)
+    # for the client's customer and saved card, the charge's amount and currency, naming the charge
+    intent = raw_stripe.v1.payment_intents.retrieve(charge.payment_intent_id, options=on(ACCT_A))
+    assert (intent.customer, intent.payment_method, intent.amount, intent.currency, intent.status) == (
+        charge.stripe_customer_id, charge.payment_method_id, to_minor_units(charge.amount, charge.currency),
+        charge.currency, "succeeded")
+    assert intent.metadata["rebill_charge"] == charge.idempotency_key
+
+
+def test_a_payment_intent_naming_the_charge_for_another_amount_is_not_recorded_on_it(world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        # given a PaymentIntent at Stripe naming the charge, in its currency but for one cent more
+        other = raw_stripe.v1.payment_intents.create(params={
+            "amount": to_minor_units(charge.amount, charge.currency) + 1, "currency": charge.currency,
+            "customer": charge.stripe_customer_id, "payment_method": charge.payment_method_id, "confirm": True,
+            "off_session": True, "metadata": {"rebill_charge": charge.idempotency_key}}, options=on(ACCT_A))
+        assert other.status == "succeeded"
+        # when its webhook is recorded: refused, and the charge and the wallet are as they were
+        with pytest.raises(ValueError, match=f"PaymentIntent {other.id} is not charge {charge.idempotency_key}"):
+            charge_record_from_stripe(intent=AgencyStripe(ACCT_A).payment_intent_retrieve(other.id))
+        assert _failure(charge) == (Charge.Status.STARTED, "", "", "", "")
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("2")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 import stripe
 from django.db import connection
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider, Product
+from devservices.localstripe_server import answer_slowly
 from billing.models import BillingProfile
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
@@ -101,3 +105,19 @@ def stripe_crash_point_passes() -> Iterator[Callable[[], tuple[int, int]]]:
         yield lambda: (-crash_remaining(points[0]), -crash_remaining(points[1]))
     finally:
         crash_disarm()
+
+
+def stripe_409_while_in_flight(localstripe: str, *, path: str, sent_elsewhere: Callable[[], object],
+                               sent_here: Callable[[], object]) -> stripe.APIError:
+    """What `sent_here` raises while `sent_elsewhere`, the same request under the same key, waits for Stripe's answer
+    (4 s: longer than the SDK's own retries of a 409 wait)."""
+    answer_slowly(localstripe, method="POST", path=path, seconds=4)
+    in_flight = threading.Thread(target=sent_elsewhere)
+    in_flight.start()
+    time.sleep(0.5)
+    try:
+        with pytest.raises(stripe.APIError) as raised:
+            sent_here()
+    finally:
+        in_flight.join()
+    return raised.value

@@ -4,8 +4,6 @@ payment and the Stripe refund; which refunds the maintenance job resumes, and wh
 points the SIGKILL test arms are passed once per refund."""
 
 import logging
-import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,10 +14,9 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from devservices.localstripe_server import answer_slowly
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
-from tests.wallets.helpers import rebill, stripe_crash_point_passes
+from tests.wallets.helpers import rebill, stripe_409_while_in_flight, stripe_crash_point_passes
 from wallets.models import Charge, Refund, WalletEntry
 from wallets.services import charge_execute, wallet_add_balance_start, wallet_ensure, wallets_audit
 from wallets.services.refunds import (
@@ -198,20 +195,15 @@ def test_a_refund_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the
     with tenant_context(world.a.agency):
         wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
         refund = refund_start(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
-        # given the same refund sent by another worker, Stripe's answer to it not back for 4 s (longer than the
-        # SDK's own retries of a 409 wait)
-        answer_slowly(localstripe, method="POST", path="/v1/refunds", seconds=4)
-        in_flight = threading.Thread(target=raw_stripe.v1.refunds.create, kwargs={
-            "params": {"payment_intent": charge.payment_intent_id, "amount": 500,
-                       "metadata": {"rebill_refund": refund.idempotency_key}},
-            "options": stripe.RequestOptions(stripe_account=ACCT_A, idempotency_key=refund.idempotency_key)})
-        in_flight.start()
-        time.sleep(0.5)
-        # when this worker sends it: Stripe's 409 is raised for the task to retry, and nothing is recorded
-        with pytest.raises(stripe.APIError) as raised:
-            refund_execute(refund_id=refund.pk)
-        in_flight.join()
-        assert raised.value.http_status == 409
+        # when this worker sends it while another worker's call of the same refund waits for Stripe's answer
+        raised = stripe_409_while_in_flight(
+            localstripe, path="/v1/refunds", sent_here=lambda: refund_execute(refund_id=refund.pk),
+            sent_elsewhere=lambda: raw_stripe.v1.refunds.create(
+                params={"payment_intent": charge.payment_intent_id, "amount": 500,
+                        "metadata": {"rebill_refund": refund.idempotency_key}},
+                options=stripe.RequestOptions(stripe_account=ACCT_A, idempotency_key=refund.idempotency_key)))
+        # then Stripe's 409 is raised for the task to retry, and nothing is recorded
+        assert raised.http_status == 409
         refund.refresh_from_db()
         assert (refund.status, refund.stripe_refund_id, refund.failure_message) == (Refund.Status.STARTED, "", "")
         assert not WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND).exists()

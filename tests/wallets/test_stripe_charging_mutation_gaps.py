@@ -7,8 +7,6 @@ disconnected) saying why, to the charge row and the log."""
 
 import json
 import logging
-import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,12 +17,17 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from devservices.localstripe_server import answer_slowly
 from stripe_connect.gateway import AgencyStripe
 from stripe_connect.models import ConnectedAccount
 from stripe_connect.money import to_minor_units
 from tests.billing.fixtures import ACCT_A, api_requests, on
-from tests.wallets.helpers import DECLINING_CARD, rebill, recharge_held_by_the_bank, stripe_crash_point_passes
+from tests.wallets.helpers import (
+    DECLINING_CARD,
+    rebill,
+    recharge_held_by_the_bank,
+    stripe_409_while_in_flight,
+    stripe_crash_point_passes,
+)
 from wallets.models import Charge, Wallet
 from wallets.services import charge_execute, charge_reconcile, wallet_adjust, wallet_ensure, wallet_recharge_start
 from wallets.services.charging import CLIENT_CHARGES, charge_record_from_stripe
@@ -451,18 +454,12 @@ def test_a_charge_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the
         world, connected, raw_stripe, localstripe):
     with tenant_context(world.a.agency):
         wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
-        # given the same charge sent by another worker, Stripe's answer to it not back for 4 s (longer than the
-        # SDK's own retries of a 409 wait)
-        answer_slowly(localstripe, method="POST", path="/v1/payment_intents", seconds=4)
-        in_flight = threading.Thread(target=_payment_intent_made_for, args=(charge,),
-                                     kwargs={"idempotency_key": charge.idempotency_key})
-        in_flight.start()
-        time.sleep(0.5)
-        # when this worker sends it: Stripe's 409 is raised for the task to retry, and nothing is recorded
-        with pytest.raises(stripe.APIError) as raised:
-            charge_execute(charge_id=charge.pk)
-        in_flight.join()
-        assert raised.value.http_status == 409
+        # when this worker sends it while another worker's call of the same charge waits for Stripe's answer
+        raised = stripe_409_while_in_flight(
+            localstripe, path="/v1/payment_intents", sent_here=lambda: charge_execute(charge_id=charge.pk),
+            sent_elsewhere=lambda: _payment_intent_made_for(charge, idempotency_key=charge.idempotency_key))
+        # then Stripe's 409 is raised for the task to retry, and nothing is recorded
+        assert raised.http_status == 409
         assert _failure(charge) == (Charge.Status.STARTED, "", "", "", "")
         wallet.refresh_from_db()
         assert wallet.balance == Decimal("2")

@@ -16,8 +16,8 @@ from django.db import connection
 from django.utils import timezone
 
 from agencies.plans import PhoneProvider, Product
-from devservices.localstripe_server import answer_slowly
 from billing.models import BillingProfile
+from devservices.localstripe_server import answer_slowly
 from phone.models import SubAccountProvider, UsageDelta, UsageLine
 from rebilling.models import SubAccountRebilling
 from subaccounts.models import SubAccount

@@ -30,7 +30,7 @@ from tests.wallets.helpers import (
 )
 from wallets.models import Charge, Wallet
 from wallets.services import charge_execute, charge_reconcile, wallet_adjust, wallet_ensure, wallet_recharge_start
-from wallets.services.charging import CLIENT_CHARGES, charge_record_from_stripe
+from wallets.services.charging import CLIENT_CHARGES, charge_record, charge_record_from_stripe
 from wallets.services.stripe_charging import KEY_SAFE_FOR, _abandon, _declined, decline_is_retryable
 
 pytestmark = pytest.mark.django_db
@@ -500,6 +500,24 @@ def test_a_payment_intent_naming_the_charge_for_another_amount_is_not_recorded_o
         # when its webhook is recorded: refused, and the charge and the wallet are as they were
         with pytest.raises(ValueError, match=f"PaymentIntent {other.id} is not charge {charge.idempotency_key}"):
             charge_record_from_stripe(intent=AgencyStripe(ACCT_A).payment_intent_retrieve(other.id))
+        assert _failure(charge) == (Charge.Status.STARTED, "", "", "", "")
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("2")
+
+
+def test_a_payment_intent_of_another_charge_for_the_same_amount_is_not_recorded_on_this_one(
+        world, connected, raw_stripe):
+    with tenant_context(world.a.agency):
+        wallet, charge = _below_threshold(world.a.subaccounts[0], raw_stripe)
+        # given a paid PaymentIntent at Stripe for the same amount and currency, naming another charge
+        other = raw_stripe.v1.payment_intents.create(params={
+            "amount": to_minor_units(charge.amount, charge.currency), "currency": charge.currency,
+            "customer": charge.stripe_customer_id, "payment_method": charge.payment_method_id, "confirm": True,
+            "off_session": True, "metadata": {"rebill_charge": f"{charge.idempotency_key}-other"}}, options=on(ACCT_A))
+        # when it is recorded on this charge: refused, saying which, and the charge and the wallet are as they were
+        with pytest.raises(ValueError) as refused:
+            charge_record(charge_id=charge.pk, intent=AgencyStripe(ACCT_A).payment_intent_retrieve(other.id))
+        assert str(refused.value) == f"PaymentIntent {other.id} is not charge {charge.idempotency_key}"
         assert _failure(charge) == (Charge.Status.STARTED, "", "", "", "")
         wallet.refresh_from_db()
         assert wallet.balance == Decimal("2")

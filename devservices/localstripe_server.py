@@ -102,6 +102,11 @@ def answer_slowly(base_url: str, *, method: str, path: str, seconds: float, coun
           [("method", method), ("path", path), ("seconds", str(seconds)), ("count", str(count))])
 
 
+def next_refund_answers(base_url: str, status: str) -> None:
+    """Make the next refund with `status` ("pending", "failed", "canceled"; localstripe's own are "succeeded")."""
+    _call("POST", f"{base_url}/_rebill/refund_outcomes", [("status", status)])
+
+
 def reset(base_url: str) -> None:
     """Forget every object, connected account, idempotency key and recorded request (not webhooks)."""
     _call("DELETE", f"{base_url}/_config/data")

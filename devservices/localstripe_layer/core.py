@@ -53,6 +53,7 @@ class State:
     revoked: set[str] = field(default_factory=set)
     deleted_customers: set[str] = field(default_factory=set)
     slow_answers: list[SlowAnswer] = field(default_factory=list)
+    refund_outcomes: list[str] = field(default_factory=list)  # the statuses the next refunds are made with
 
     def reset(self) -> None:
         for f in fields(self):

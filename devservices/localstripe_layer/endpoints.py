@@ -283,6 +283,17 @@ async def _add_slow_answer(request: web.Request) -> web.Response:
     return web.Response()
 
 
+REFUND_STATUSES = ("succeeded", "pending", "failed", "canceled")
+
+
+async def _add_refund_outcome(request: web.Request) -> web.Response:
+    status = form_str(await request.post(), "status")
+    if status not in REFUND_STATUSES:
+        return stripe_error(400, f"status must be one of {', '.join(REFUND_STATUSES)}")
+    state.refund_outcomes.append(status)
+    return web.Response()
+
+
 async def _unregister_webhook(request: web.Request) -> web.Response:
     webhooks._webhooks.pop(request["rebill.match"]["id"], None)
     return web.Response()
@@ -302,6 +313,7 @@ CONTROL_ROUTES: list[Route] = [
     ("DELETE", re.compile(r"/_rebill/requests"), _clear_requests),
     ("POST", re.compile(r"/_rebill/accounts"), _register_account),
     ("POST", re.compile(r"/_rebill/slow_answers"), _add_slow_answer),
+    ("POST", re.compile(r"/_rebill/refund_outcomes"), _add_refund_outcome),
     ("DELETE", re.compile(r"/_config/webhooks/(?P<id>[^/]+)"), _unregister_webhook),
     ("GET", re.compile(r"/oauth/authorize"), _oauth_authorize_page),
     ("POST", re.compile(r"/oauth/authorize"), _oauth_authorize_decide),

@@ -7,7 +7,7 @@ from typing import Any
 
 from localstripe import resources
 from localstripe.errors import UserError
-from localstripe.resources import Event, List, PaymentIntent, PaymentMethod, SetupIntent, StripeObject
+from localstripe.resources import Event, List, PaymentIntent, PaymentMethod, Refund, SetupIntent, StripeObject
 
 from devservices.localstripe_layer.core import Json, current_account, state
 
@@ -90,6 +90,19 @@ def patch_resources() -> None:
         original_on_success(self)
 
     PaymentIntent._on_success = on_success  # type: ignore[method-assign]
+
+    # localstripe makes every refund succeeded; Stripe may answer one pending, failed or canceled (other payment
+    # methods, a closed account): a test says so beforehand (POST /_rebill/refund_outcomes).
+    original_refund_init = Refund.__init__
+
+    def refund_init(self: Refund, **kwargs: Any) -> None:
+        original_refund_init(self, **kwargs)
+        if state.refund_outcomes:
+            self.status = state.refund_outcomes.pop(0)
+            if self.status != "succeeded":
+                self.balance_transaction = None
+
+    Refund.__init__ = refund_init  # type: ignore[method-assign]
 
     # API versions of stripe 16 call the create parameter `allowed_payment_method_types`.
     original_seti_init = SetupIntent.__init__

@@ -20,6 +20,7 @@ import stripe
 
 from devservices.localstripe_server import (
     answer_slowly,
+    next_refund_answers,
     clear_recorded_requests,
     recorded_requests,
     register_account,
@@ -130,6 +131,12 @@ def test_a_slow_answer_needs_a_v1_path_and_a_sensible_delay(localstripe: str) ->
         with pytest.raises(urllib.error.HTTPError) as excinfo:
             answer_slowly(localstripe, method="POST", path=path, seconds=seconds)
         assert excinfo.value.code == 400
+
+
+def test_a_refund_outcome_must_be_a_status_stripe_gives_refunds(localstripe: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        next_refund_answers(localstripe, "refused")
+    assert excinfo.value.code == 400
 
 
 def test_idempotency_keys_are_scoped_per_account(stripe_client: stripe.StripeClient) -> None:

@@ -14,6 +14,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from devservices.localstripe_server import next_refund_answers
 from stripe_connect.models import ConnectedAccount
 from tests.billing.fixtures import ACCT_A, on
 from tests.wallets.helpers import rebill, stripe_409_while_in_flight, stripe_crash_point_passes
@@ -214,3 +215,25 @@ def test_a_refund_whose_key_is_still_in_flight_elsewhere_is_left_started_for_the
         assert (entry.amount, entry.note) == (Decimal("-5.00"), f"Refunded to the card ({made.id})")
         wallet.refresh_from_db()
         assert wallet.balance == Decimal("15.00")
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_a_refund_stripe_makes_but_answers_failed_or_canceled_fails_and_debits_nothing(
+        world, connected, raw_stripe, localstripe, caplog, status):
+    with tenant_context(world.a.agency):
+        wallet, charge = _paid(world.a.subaccounts[0], raw_stripe)
+        # given Stripe makes the next refund but answers it failed (or canceled)
+        next_refund_answers(localstripe, status)
+        # when the agency admin refunds 5.00
+        with caplog.at_level(logging.WARNING, logger=REFUNDS_LOG):
+            refund = charge_refund(charge_id=charge.pk, amount=Decimal("5.00"), by=world.a.admin)
+        # then the refund failed, naming Stripe's refund, and the wallet was not debited
+        [made] = raw_stripe.v1.refunds.list(options=on(ACCT_A)).data
+        assert made.status == status
+        refund.refresh_from_db()
+        assert (refund.status, refund.stripe_refund_id, refund.failure_message) == (
+            Refund.Status.FAILED, made.id, "Stripe could not refund it.")
+        assert refund.completed_at is not None
+        assert _failed_as_logged(caplog, refund) == [f"Refund {refund.pk} failed: Stripe could not refund it."]
+        wallet.refresh_from_db()
+        assert wallet.balance == Decimal("20") and not WalletEntry.objects.filter(kind=WalletEntry.Kind.REFUND)

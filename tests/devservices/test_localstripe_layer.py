@@ -20,8 +20,8 @@ import stripe
 
 from devservices.localstripe_server import (
     answer_slowly,
-    next_refund_answers,
     clear_recorded_requests,
+    next_refund_answers,
     recorded_requests,
     register_account,
     reset,

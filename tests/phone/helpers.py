@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -106,3 +108,11 @@ def while_lc_phone_is_called(twilio_url: str, account_sid: str, action: Callable
     finally:
         thread.join(timeout=60)
     assert errors == []
+
+
+def logged_by_providers(caplog: Any, action: Callable[[], object]) -> tuple[object, list[str]]:
+    """What `action` returns, and what phone.services.providers logs (INFO and up) while it runs."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="phone.services.providers"):
+        result = action()
+    return result, [r.getMessage() for r in caplog.records if r.name == "phone.services.providers"]

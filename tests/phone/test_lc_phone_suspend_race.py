@@ -2,7 +2,6 @@
 suspension resumes it again and records nothing (on committed rows and two connections, as the job and the
 agency admin's request run)."""
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from phone.services.providers import _lc_phone_subaccount_set_status
 from phone.usage_client import UsageFetchError
 from phoneregistry.models import TwilioAccountClaim, UsageAlert
 from subaccounts.models import AuditEntry
-from tests.phone.helpers import use_lc_phone, use_twilio, while_lc_phone_is_called
+from tests.phone.helpers import logged_by_providers, use_lc_phone, use_twilio, while_lc_phone_is_called
 from tests.queued_jobs import queued
 
 RESUME_TASK = "phone.tasks.lc_phone_subaccount_resume"
@@ -88,11 +87,10 @@ def test_the_resume_is_retried_until_lc_phone_answers(world, db, jobs_left_queue
         assert account_status(twilio.url, lc_sid) == "suspended"
         # and the retry, once LC Phone answers, resumes it (a retry of the suspension would have stopped at the
         # client being on LC Phone), and says so in the log
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="phone.services.providers"):
-            assert provider_lc_phone_resume(provider_id=provider.pk) is True
+        resumed, logged = logged_by_providers(caplog, lambda: provider_lc_phone_resume(provider_id=provider.pk))
+        assert resumed is True
     assert account_status(twilio.url, lc_sid) == "active"
-    assert [r.getMessage() for r in caplog.records if r.name == "phone.services.providers"] == [
+    assert logged == [
         f"LC Phone subaccount {lc_sid} of sub-account {client.pk} resumed after a late suspension"]
 
 

@@ -29,6 +29,7 @@ from rebill.celery import app
 from subaccounts.models import AuditEntry, SubAccount
 from tests.phone.helpers import (
     agency_twilio_account,
+    logged_by_providers,
     put_usage,
     sid,
     today,
@@ -124,11 +125,10 @@ def test_a_suspension_lc_phone_answers_too_slowly_is_left_to_the_tasks_retry_whi
         assert account_status(twilio.url, lc_sid) == "active"
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.LC_PHONE_SUSPENDED).exists()
         # and when the task retries with LC Phone answering again: suspended, and the platform's log says so
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="phone.services.providers"):
-            assert provider_lc_phone_suspend(provider_id=moved.pk) is True
+        suspended, logged = logged_by_providers(caplog, lambda: provider_lc_phone_suspend(provider_id=moved.pk))
+        assert suspended is True
     assert account_status(twilio.url, lc_sid) == "suspended"
-    assert [record.getMessage() for record in caplog.records if record.name == "phone.services.providers"] == [
+    assert logged == [
         f"LC Phone subaccount {lc_sid} of sub-account {moved.subaccount_id} suspended"]
 
 
